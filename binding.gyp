@@ -1,0 +1,60 @@
+{
+  # The QuickJS-NG engine arrives as quickjs.wasm (npm: quickjs-wasi); wasm2c
+  # turns it into C in the build directory and it is compiled into the addon.
+  # Nothing generated is committed.
+  'variables': {
+    'qjs_wasm%': '<!(node -p "require.resolve(\'quickjs-wasi/quickjs.wasm\')")',
+    'gen_dir': '<(SHARED_INTERMEDIATE_DIR)/nexus',
+  },
+  'target_defaults': {
+    'cflags': ['-O2', '-fPIC'],
+    'cflags!': ['-O3'],
+    'include_dirs': ['src/wasm_rt', 'src', '<(gen_dir)'],
+  },
+  'targets': [
+    {
+      'target_name': 'qjs_wasm',
+      'type': 'static_library',
+      'actions': [
+        {
+          'action_name': 'wasm2c',
+          'inputs': ['<(qjs_wasm)'],
+          'outputs': ['<(gen_dir)/qjs_wasm.c', '<(gen_dir)/qjs_wasm.h'],
+          'action': ['wasm2c', '<(qjs_wasm)', '-n', 'qjs', '-o', '<(gen_dir)/qjs_wasm.c'],
+        },
+      ],
+      'sources': ['<(gen_dir)/qjs_wasm.c'],
+      # Generated code: its warnings are wasm2c's, not ours.
+      'cflags': ['-w', '-ftls-model=initial-exec'],
+      'direct_dependent_settings': {'include_dirs': ['<(gen_dir)']},
+    },
+    {
+      'target_name': 'nexus_wasm_bridge',
+      'dependencies': ['qjs_wasm'],
+      'actions': [
+        {
+          'action_name': 'embed_bootstrap',
+          'inputs': ['src/bootstrap.js', 'scripts/embed.js'],
+          'outputs': ['<(gen_dir)/bootstrap_js.h'],
+          'action': ['node', 'scripts/embed.js', 'src/bootstrap.js', 'nx_bootstrap_js', '<(gen_dir)/bootstrap_js.h'],
+        },
+      ],
+      'sources': [
+        'src/addon.c',
+        'src/caps.c',
+        'src/config.c',
+        'src/engine.c',
+        'src/errors.c',
+        'src/hostcalls.c',
+        'src/mpack.c',
+        'src/pool.c',
+        'src/runtime.c',
+        'src/sandbox.c',
+        'src/wasm_rt/nx_wasm.c',
+      ],
+      'cflags': ['-std=c11', '-Wall', '-Wextra', '-ftls-model=initial-exec'],
+      'defines': ['_GNU_SOURCE'],
+      'libraries': ['-lmsgpackc', '-lm', '-lpthread'],
+    },
+  ],
+}

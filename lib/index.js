@@ -1,0 +1,184 @@
+'use strict';
+// Package entry: argument checking and MessagePack on the host side; all
+// execution happens in the native module (src/).
+const os = require('os');
+const { Packr } = require('msgpackr');
+const native = require('./native');
+const { checkCrossable } = require('./values');
+
+// moreTypes: typed arrays and ArrayBuffers travel as extension 0x74, which
+// the native bridge understands in both directions (docs/marshaling.md).
+const packr = new Packr({ useRecords: false, moreTypes: true, mapsAsObjects: true });
+
+const BUILTIN_QUICKJS = require.resolve('quickjs-wasi/quickjs.wasm');
+
+const INTEGER_FIELDS = {
+  workers: [1, 256],
+  maxInstances: [1, 4096],
+  minInstances: [0, 4096],
+  memoryLimitBytes: [1 << 20, 1 << 30],
+  stackSizeBytes: [1 << 20, 256 << 20],
+  defaultTimeoutMs: [1, 3600000],
+};
+const BOOLEAN_FIELDS = ['enableSIMD', 'enableBulkMemory', 'enableAOT'];
+const STRING_FIELDS = ['quickjsModulePath', 'cacheDir'];
+const MAX_TIMEOUT_MS = 3600000;
+const CAPABILITY = /^(?:state:(?:read|write):.+|events:emit:.+|view:update:.+|ext:.+)$/;
+
+function validateConfig(config) {
+  if (config === undefined) config = {};
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    throw new TypeError('config must be an object');
+  }
+  const out = {};
+  for (const key of Object.keys(config)) {
+    const value = config[key];
+    if (value === undefined) continue;
+    if (key in INTEGER_FIELDS) {
+      const [min, max] = INTEGER_FIELDS[key];
+      if (typeof value !== 'number') throw new TypeError(`config.${key} must be a number`);
+      if (!Number.isInteger(value) || value < min || value > max) {
+        throw new RangeError(`config.${key} must be an integer in [${min}, ${max}], got ${value}`);
+      }
+    } else if (BOOLEAN_FIELDS.includes(key)) {
+      if (typeof value !== 'boolean') throw new TypeError(`config.${key} must be a boolean`);
+    } else if (STRING_FIELDS.includes(key)) {
+      if (typeof value !== 'string' || value === '') throw new TypeError(`config.${key} must be a non-empty string`);
+    } else {
+      throw new TypeError(`config.${key} is not a known option`);
+    }
+    out[key] = value;
+  }
+  const workers = out.workers ?? Math.max(1, os.availableParallelism ? os.availableParallelism() : os.cpus().length);
+  const maxInstances = out.maxInstances ?? workers * 2;
+  const minInstances = out.minInstances ?? 0;
+  if (minInstances > maxInstances) {
+    throw new RangeError(`config.minInstances (${minInstances}) must not exceed config.maxInstances (${maxInstances})`);
+  }
+  if (out.quickjsModulePath !== undefined && require('path').resolve(out.quickjsModulePath) !== BUILTIN_QUICKJS) {
+    throw new Error(
+      `config.quickjsModulePath: only the built-in engine (${BUILTIN_QUICKJS}) can be used; ` +
+        'it is compiled into the addon ahead of time, so another .wasm cannot be loaded at run time',
+    );
+  }
+  return Object.freeze({
+    workers,
+    maxInstances,
+    minInstances,
+    memoryLimitBytes: out.memoryLimitBytes ?? 32 * 1024 * 1024,
+    stackSizeBytes: out.stackSizeBytes ?? 8 * 1024 * 1024,
+    defaultTimeoutMs: out.defaultTimeoutMs ?? 5000,
+    enableSIMD: out.enableSIMD ?? false,
+    enableBulkMemory: out.enableBulkMemory ?? true,
+    enableAOT: true,
+    quickjsModulePath: BUILTIN_QUICKJS,
+    cacheDir: out.cacheDir ?? null,
+  });
+}
+
+function isPlainObject(v) {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function validateContext(context) {
+  if (!isPlainObject(context)) throw new TypeError('context must be an object');
+  for (const key of ['panelId', 'handlerName']) {
+    if (typeof context[key] !== 'string') throw new TypeError(`context.${key} must be a string`);
+  }
+  for (const key of ['stateSnapshot', 'args', 'scope']) {
+    if (!isPlainObject(context[key])) throw new TypeError(`context.${key} must be an object`);
+    checkCrossable(context[key], `context.${key}`);
+  }
+  const caps = context.capabilities;
+  if (!Array.isArray(caps)) throw new TypeError('context.capabilities must be an array of strings');
+  caps.forEach((cap, i) => {
+    if (typeof cap !== 'string') throw new TypeError(`context.capabilities[${i}] must be a string`);
+    if (!CAPABILITY.test(cap)) throw new TypeError(`context.capabilities[${i}] is not a capability token: ${JSON.stringify(cap)}`);
+  });
+  const registry = context.extensionRegistry ?? {};
+  if (!isPlainObject(registry)) throw new TypeError('context.extensionRegistry must be an object');
+  for (const [name, methods] of Object.entries(registry)) {
+    if (!Array.isArray(methods) || methods.some((m) => typeof m !== 'string')) {
+      throw new TypeError(`context.extensionRegistry.${name} must be an array of method names`);
+    }
+  }
+  return {
+    panelId: context.panelId,
+    handlerName: context.handlerName,
+    stateSnapshot: context.stateSnapshot,
+    args: context.args,
+    capabilities: caps,
+    scope: context.scope,
+    extensionRegistry: registry,
+  };
+}
+
+function validateTimeout(timeoutMs) {
+  if (timeoutMs === undefined || timeoutMs === null) return 0;
+  if (typeof timeoutMs !== 'number') throw new TypeError('timeoutMs must be a number');
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_TIMEOUT_MS) {
+    throw new RangeError(`timeoutMs must be an integer in [0, ${MAX_TIMEOUT_MS}], got ${timeoutMs}`);
+  }
+  return timeoutMs;
+}
+
+function shutDownError() {
+  const err = new Error('NexusRuntime has been shut down');
+  err.code = 'SHUT_DOWN';
+  return err;
+}
+
+class NexusRuntime {
+  #native;
+  #config;
+  #shutdown = null;
+
+  constructor(config) {
+    this.#config = validateConfig(config);
+    this.#native = new native.Runtime(this.#config);
+  }
+
+  get config() {
+    return this.#config;
+  }
+
+  async executeHandler(code, context, timeoutMs) {
+    if (this.#shutdown) throw shutDownError();
+    if (typeof code !== 'string') throw new TypeError('handler code must be a string');
+    const ctx = validateContext(context);
+    const timeout = validateTimeout(timeoutMs);
+    const encoded = packr.pack(ctx);
+    const result = await this.#native.execute(code, encoded, timeout);
+    return packr.unpack(result);
+  }
+
+  getStats() {
+    const s = this.#native.stats();
+    const byCode = s.executionsByCode;
+    const success = byCode.OK ?? 0;
+    const errors = {};
+    for (const [code, n] of Object.entries(byCode)) if (code !== 'OK') errors[code] = n;
+    return {
+      totalExecutions: s.totalExecutions,
+      activeInstances: s.activeInstances,
+      availableInstances: s.availableInstances,
+      // No compile cache exists yet, so nothing can hit it.
+      cacheHitRate: 0,
+      avgExecutionTimeUs: s.avgExecutionTimeUs,
+      totalMemoryBytes: s.totalMemoryBytes,
+      liveInstances: s.liveInstances,
+      queuedExecutions: s.queuedExecutions,
+      inFlightExecutions: s.inFlight,
+      workers: s.workers,
+      executionsByStatus: { success, error: s.totalExecutions - success },
+      errorsByCode: errors,
+    };
+  }
+
+  shutdown() {
+    if (!this.#shutdown) this.#shutdown = this.#native.shutdown();
+    return this.#shutdown;
+  }
+}
+
+module.exports = { NexusRuntime, validateConfig };

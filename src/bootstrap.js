@@ -1,0 +1,112 @@
+// Evaluated once per sandbox, before any handler. Receives the host
+// functions and returns { run, error }; nothing it touches is reachable from
+// handler code except the globals run() passes in. Every check that grants
+// or records anything happens in the host (src/hostcalls.c).
+(function (host) {
+  'use strict';
+  const { stateGet, stateSet, stateDelete, stateHas, stateKeys, emit, view, log } = host;
+  const freeze = Object.freeze;
+  const ProxyCtor = Proxy;
+  const ErrorCtor = Error;
+  const TypeErrorCtor = TypeError;
+  const StringCtor = String;
+  const stringify = JSON.stringify;
+  const defineProperty = Object.defineProperty;
+
+  // Blocking primitives and shared memory have no place in a handler.
+  delete globalThis.SharedArrayBuffer;
+  delete globalThis.Atomics;
+
+  const isKey = (k) => typeof k === 'string';
+
+  const stateHandler = freeze({
+    __proto__: null,
+    get(target, key) {
+      return isKey(key) ? stateGet(key) : undefined;
+    },
+    set(target, key, value) {
+      if (!isKey(key)) throw new TypeErrorCtor('$state keys must be strings');
+      stateSet(key, value);
+      return true;
+    },
+    deleteProperty(target, key) {
+      if (isKey(key)) stateDelete(key);
+      return true;
+    },
+    has(target, key) {
+      return isKey(key) && stateHas(key);
+    },
+    ownKeys() {
+      return stateKeys();
+    },
+    getOwnPropertyDescriptor(target, key) {
+      if (!isKey(key) || !stateHas(key)) return undefined;
+      return { value: stateGet(key), writable: true, enumerable: true, configurable: true };
+    },
+    defineProperty(target, key, desc) {
+      if (!isKey(key) || !('value' in desc)) return false;
+      stateSet(key, desc.value);
+      return true;
+    },
+    setPrototypeOf() {
+      return false;
+    },
+    preventExtensions() {
+      return false;
+    },
+  });
+
+  const $emit = freeze(function $emit(name, payload) {
+    emit(name, payload);
+  });
+
+  const $view = freeze({
+    setFilter(componentId, value) { view('setFilter', componentId, { value }); },
+    scrollTo(componentId, position) { view('scrollTo', componentId, { position }); },
+    focus(componentId) { view('focus', componentId, {}); },
+    custom(componentId, args) { view('custom', componentId, args); },
+  });
+
+  const format = (v) => {
+    if (typeof v === 'string') return v;
+    if (typeof v === 'object' && v !== null) {
+      try {
+        const s = stringify(v);
+        if (s !== undefined) return s;
+      } catch (e) {
+        // circular or throwing toJSON: fall back to String()
+      }
+    }
+    try {
+      return StringCtor(v);
+    } catch (e) {
+      return '[unprintable]';
+    }
+  };
+  const logger = (level) => function (...values) {
+    let message = '';
+    for (let i = 0; i < values.length; i++) message += (i ? ' ' : '') + format(values[i]);
+    log(level, message);
+  };
+  const $log = logger('info');
+  $log.info = logger('info');
+  $log.warn = logger('warn');
+  $log.error = logger('error');
+  $log.debug = logger('debug');
+  freeze($log);
+
+  const $ext = freeze({ __proto__: null });
+
+  function run(fn, args, scope) {
+    const $state = new ProxyCtor({}, stateHandler);
+    return fn($state, args, scope, $emit, $view, $ext, $log);
+  }
+
+  function error(isType, message, code) {
+    const e = isType ? new TypeErrorCtor(message) : new ErrorCtor(message);
+    if (code !== undefined) defineProperty(e, 'code', { value: code, writable: true, configurable: true, enumerable: true });
+    return e;
+  }
+
+  return { run, error };
+})

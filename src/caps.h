@@ -1,0 +1,38 @@
+/* Capability tokens of one execution (`state:read:k`, `events:emit:*`, ...)
+ * and the checks the host calls make against them. */
+#ifndef NX_CAPS_H
+#define NX_CAPS_H
+
+#include <msgpack.h>
+#include <stddef.h>
+
+typedef enum {
+  NX_CAP_STATE_READ,
+  NX_CAP_STATE_WRITE,
+  NX_CAP_EVENTS_EMIT,
+  NX_CAP_VIEW_UPDATE,
+  NX_CAP_EXT,
+  NX_CAP__COUNT
+} nx_cap_family_t;
+
+typedef struct {
+  const char *name; /* points into the context's MessagePack zone */
+  size_t len;
+} nx_cap_name_t;
+
+typedef struct {
+  unsigned char wildcard[NX_CAP__COUNT];
+  nx_cap_name_t *names[NX_CAP__COUNT];
+  size_t count[NX_CAP__COUNT];
+} nx_caps_t;
+
+/* Parses an array of token strings; unknown tokens grant nothing. Returns -1
+ * on allocation failure. */
+int nx_caps_parse(nx_caps_t *caps, const msgpack_object *tokens);
+void nx_caps_free(nx_caps_t *caps);
+int nx_caps_allows(const nx_caps_t *caps, nx_cap_family_t family,
+                   const char *name, size_t len);
+/* "state:read:" etc., for messages naming the missing token. */
+const char *nx_caps_prefix(nx_cap_family_t family);
+
+#endif

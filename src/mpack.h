@@ -1,0 +1,60 @@
+/* The MessagePack bridge: host MessagePack (as msgpackr writes it) straight
+ * into guest values, and guest values straight back into MessagePack (as
+ * msgpackr reads it). docs/marshaling.md lists every type mapping. */
+#ifndef NX_MPACK_H
+#define NX_MPACK_H
+
+#include <msgpack.h>
+#include <stdint.h>
+
+#include "sandbox.h"
+
+#define NX_MP_MAX_DEPTH 256
+
+/* Where in a value we are, for error messages: "events[2].payload.a[0]". */
+typedef struct {
+  char buf[240];
+  uint32_t len;
+} nx_path_t;
+
+void nx_path_set(nx_path_t *p, const char *root);
+uint32_t nx_path_key(nx_path_t *p, const char *key, size_t len);
+uint32_t nx_path_index(nx_path_t *p, uint64_t index);
+static inline void nx_path_pop(nx_path_t *p, uint32_t mark) {
+  p->len = mark;
+  p->buf[mark] = 0;
+}
+
+typedef enum {
+  NX_MP_OK = 0,
+  NX_MP_UNCROSSABLE = -1, /* the value cannot cross; message in err */
+  NX_MP_GUEST = -2,       /* the guest threw (OOM, interrupt, a getter) */
+} nx_mp_status_t;
+
+/* Decodes a MessagePack object into a new guest value (owned by caller). */
+nx_mp_status_t nx_mp_decode(nx_sandbox_t *sb, const msgpack_object *o,
+                            nx_jsval_t *out, nx_path_t *path, char *err,
+                            size_t errlen);
+
+typedef struct {
+  nx_sandbox_t *sb;
+  msgpack_packer *pk;
+  nx_path_t path;
+  uint32_t visiting[NX_MP_MAX_DEPTH]; /* objects on the current path */
+  uint32_t depth;
+  char err[320];
+} nx_mp_encoder_t;
+
+void nx_mp_encoder_init(nx_mp_encoder_t *e, nx_sandbox_t *sb,
+                        msgpack_packer *pk, const char *root);
+nx_mp_status_t nx_mp_encode(nx_mp_encoder_t *e, nx_jsval_t v);
+
+/* Writes a guest string as UTF-8; lone surrogates become U+FFFD. */
+nx_mp_status_t nx_mp_pack_guest_string(nx_sandbox_t *sb, msgpack_packer *pk,
+                                       nx_jsval_t v);
+
+/* Structural equality of two MessagePack objects, comparing numbers by
+ * value (msgpackr and we may pick different widths for the same number). */
+int nx_mp_equal(const msgpack_object *a, const msgpack_object *b);
+
+#endif
