@@ -292,7 +292,8 @@ static void pack_metrics(msgpack_packer *pk, nx_exec_t *ex, uint64_t duration_us
    * calls and backward jumps): an estimate of work, not instructions. */
   msgpack_pack_uint64(pk, ex->sb ? (ex->sb->interrupts - ex->interrupts0) * 10000u : 0);
   pack_str(pk, "cacheHit");
-  msgpack_pack_false(pk);
+  if (ex->cache_hit) msgpack_pack_true(pk);
+  else msgpack_pack_false(pk);
   pack_str(pk, "hostCalls");
   for (i = 0; i < NX_HOSTCALL__COUNT; i++) n += ex->hostcalls[i] != 0;
   msgpack_pack_map(pk, (size_t)n);
@@ -484,14 +485,64 @@ static int decode_field(nx_exec_t *ex, const msgpack_object *o, const char *root
   return st == NX_MP_OK ? 0 : -1;
 }
 
+static uint64_t hash_source(const char *s, size_t len) {
+  uint64_t h = 14695981039346656037ull;
+  size_t i;
+  for (i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+  return h;
+}
+
+/* The sandbox's compiled function for this source, if it has one. */
+static nx_fn_entry_t *fn_cache_find(nx_sandbox_t *sb, const nx_exec_request_t *req,
+                                    uint64_t hash) {
+  int i;
+  for (i = 0; i < NX_FN_CACHE_SIZE; i++) {
+    nx_fn_entry_t *e = &sb->fn_cache[i];
+    if (e->code && e->hash == hash && e->len == req->code_len &&
+        memcmp(e->code, req->code, req->code_len) == 0) {
+      e->used = ++sb->fn_clock;
+      return e;
+    }
+  }
+  return NULL;
+}
+
+static void fn_cache_store(nx_sandbox_t *sb, const nx_exec_request_t *req,
+                           uint64_t hash, nx_jsval_t fn) {
+  nx_fn_entry_t *victim = &sb->fn_cache[0];
+  char *copy = malloc(req->code_len + 1);
+  int i;
+  if (copy == NULL) return;
+  for (i = 1; i < NX_FN_CACHE_SIZE && victim->code; i++)
+    if (sb->fn_cache[i].code == NULL || sb->fn_cache[i].used < victim->used)
+      victim = &sb->fn_cache[i];
+  if (victim->code) {
+    free(victim->code);
+    nx_sandbox_free_value(sb, victim->fn);
+  }
+  memcpy(copy, req->code, req->code_len);
+  victim->hash = hash;
+  victim->code = copy;
+  victim->len = req->code_len;
+  victim->fn = nx_sandbox_dup_value(sb, fn);
+  victim->used = ++sb->fn_clock;
+}
+
 static nx_jsval_t compile_handler(nx_exec_t *ex, const nx_exec_request_t *req,
                                   nx_failure_t *f) {
   nx_sandbox_t *sb = ex->sb;
+  uint64_t hash = hash_source(req->code, req->code_len);
+  nx_fn_entry_t *hit = fn_cache_find(sb, req, hash);
   size_t len = sizeof wrap_prefix - 1 + req->code_len + sizeof wrap_suffix - 1;
-  char *src = malloc(len + sizeof HANDLER_FILE);
+  char *src;
   uint32_t p;
   nx_jsval_t fn;
 
+  if (hit) {
+    ex->cache_hit = 1;
+    return nx_sandbox_dup_value(sb, hit->fn);
+  }
+  src = malloc(len + sizeof HANDLER_FILE);
   if (src == NULL) {
     fail_with(f, NX_E_INTERNAL_ERROR, "host out of memory");
     return NX_EXCEPTION;
@@ -518,6 +569,7 @@ static nx_jsval_t compile_handler(nx_exec_t *ex, const nx_exec_request_t *req,
               "Handler code must be the body of a function (it closed the wrapper)");
     return NX_EXCEPTION;
   }
+  fn_cache_store(sb, req, hash, fn);
   return fn;
 }
 

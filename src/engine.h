@@ -66,6 +66,7 @@ struct nx_exec_s {
   uint64_t hostcalls[NX_HOSTCALL__COUNT];
   uint64_t start_ns;
   uint64_t interrupts0;
+  int cache_hit;             /* the sandbox had this handler compiled */
 };
 
 typedef struct {

@@ -328,7 +328,9 @@ nx_sandbox_t *nx_sandbox_new(const nx_config_t *cfg, char *err, size_t errlen) {
 }
 
 void nx_sandbox_free(nx_sandbox_t *sb) {
+  int i;
   if (sb == NULL) return;
+  for (i = 0; i < NX_FN_CACHE_SIZE; i++) free(sb->fn_cache[i].code);
   /* No need to tear QuickJS down inside the guest: its whole world is the
    * linear memory we unmap here. */
   Z_qjs_free(&sb->inst);
