@@ -563,7 +563,7 @@ static nx_jsval_t compile_handler(nx_exec_t *ex, const nx_exec_request_t *req,
     failure_from_exception(ex, NX_E_COMPILATION_ERROR, f);
     return NX_EXCEPTION;
   }
-  if (!Q(JS_IsFunction)(&sb->inst, sb->ctx, fn)) {
+  if (!Q(JS_IsAsyncFunction)(&sb->inst, fn)) {
     nx_sandbox_free_value(sb, fn);
     fail_with(f, NX_E_COMPILATION_ERROR,
               "Handler code must be the body of a function (it closed the wrapper)");

@@ -357,7 +357,7 @@ static nx_mp_status_t encode_bigint(nx_mp_encoder_t *e, nx_jsval_t v) {
     nx_sandbox_free_value(sb, back);
     if (same) {
       nx_sandbox_slot_pop(sb, 1);
-      msgpack_pack_int64(e->pk, (int64_t)raw);
+      msgpack_pack_fix_int64(e->pk, (int64_t)raw); /* 9 bytes: msgpackr reads BigInt */
       return NX_MP_OK;
     }
     back = Q(JS_NewBigUint64)(in, sb->ctx, raw);
@@ -365,7 +365,7 @@ static nx_mp_status_t encode_bigint(nx_mp_encoder_t *e, nx_jsval_t v) {
     nx_sandbox_free_value(sb, back);
     if (same) {
       nx_sandbox_slot_pop(sb, 1);
-      msgpack_pack_uint64(e->pk, raw);
+      msgpack_pack_fix_uint64(e->pk, raw);
       return NX_MP_OK;
     }
   }

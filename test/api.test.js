@@ -1,0 +1,196 @@
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('path');
+const { Worker } = require('worker_threads');
+const { NexusRuntime } = require('..');
+const { context } = require('./helpers');
+
+test('config: defaults', async () => {
+  const rt = new NexusRuntime();
+  const c = rt.config;
+  assert.equal(c.workers >= 1, true);
+  assert.equal(c.maxInstances, c.workers * 2);
+  assert.equal(c.minInstances, 0);
+  assert.equal(c.memoryLimitBytes, 32 * 1024 * 1024);
+  assert.equal(c.stackSizeBytes, 8 * 1024 * 1024);
+  assert.equal(c.defaultTimeoutMs, 5000);
+  assert.equal(c.enableAOT, true);
+  assert.equal(c.quickjsModulePath, require.resolve('quickjs-wasi/quickjs.wasm'));
+  assert.equal(rt.getStats().workers, c.workers);
+  await rt.shutdown();
+});
+
+test('config: every field is validated', () => {
+  const cases = [
+    [null, TypeError, 'config must be an object'],
+    [[], TypeError, 'config must be an object'],
+    [{ nope: 1 }, TypeError, 'config.nope is not a known option'],
+    [{ workers: '2' }, TypeError, 'config.workers must be a number'],
+    [{ workers: 0 }, RangeError, /^config\.workers must be an integer in \[1, 256\]/],
+    [{ workers: 1.5 }, RangeError, /config\.workers/],
+    [{ maxInstances: 0 }, RangeError, /config\.maxInstances/],
+    [{ minInstances: -1 }, RangeError, /config\.minInstances/],
+    [{ minInstances: 5, maxInstances: 2 }, RangeError, /minInstances \(5\) must not exceed/],
+    [{ memoryLimitBytes: 1024 }, RangeError, /config\.memoryLimitBytes/],
+    [{ stackSizeBytes: 4096 }, RangeError, /config\.stackSizeBytes/],
+    [{ defaultTimeoutMs: 0 }, RangeError, /config\.defaultTimeoutMs/],
+    [{ defaultTimeoutMs: NaN }, RangeError, /config\.defaultTimeoutMs/],
+    [{ enableSIMD: 'yes' }, TypeError, 'config.enableSIMD must be a boolean'],
+    [{ enableAOT: 1 }, TypeError, 'config.enableAOT must be a boolean'],
+    [{ cacheDir: 3 }, TypeError, 'config.cacheDir must be a non-empty string'],
+    [{ quickjsModulePath: '/tmp/other.wasm' }, Error, /only the built-in engine/],
+  ];
+  for (const [config, type, message] of cases) {
+    assert.throws(() => new NexusRuntime(config), (err) => {
+      assert.ok(err instanceof type, `${JSON.stringify(config)}: ${err}`);
+      if (message instanceof RegExp) assert.match(err.message, message);
+      else assert.equal(err.message, message);
+      return true;
+    });
+  }
+});
+
+test('config: accepted seed options', async () => {
+  const rt = new NexusRuntime({
+    workers: 1, enableSIMD: true, enableBulkMemory: true, enableAOT: false,
+    quickjsModulePath: require.resolve('quickjs-wasi/quickjs.wasm'), cacheDir: '/tmp/nexus-cache',
+  });
+  assert.equal(rt.config.enableAOT, true); // always ahead of time: the engine is compiled in
+  const r = await rt.executeHandler('return 1', context());
+  assert.equal(r.returnValue, 1);
+  await rt.shutdown();
+});
+
+test('executeHandler rejects bad arguments with TypeErrors', async () => {
+  const rt = new NexusRuntime({ workers: 1 });
+  const ok = context();
+  const cases = [
+    [[42, ok], 'handler code must be a string'],
+    [[null, ok], 'handler code must be a string'],
+    [['1', undefined], 'context must be an object'],
+    [['1', 'ctx'], 'context must be an object'],
+    [['1', { ...ok, panelId: 1 }], 'context.panelId must be a string'],
+    [['1', { ...ok, handlerName: undefined }], 'context.handlerName must be a string'],
+    [['1', { ...ok, stateSnapshot: undefined }], 'context.stateSnapshot must be an object'],
+    [['1', { ...ok, stateSnapshot: [] }], 'context.stateSnapshot must be an object'],
+    [['1', { ...ok, args: null }], 'context.args must be an object'],
+    [['1', { ...ok, scope: 3 }], 'context.scope must be an object'],
+    [['1', { ...ok, capabilities: 'state:read:*' }], 'context.capabilities must be an array of strings'],
+    [['1', { ...ok, extensionRegistry: { http: 'get' } }], 'context.extensionRegistry.http must be an array of method names'],
+    [['1', ok, '100'], 'timeoutMs must be a number'],
+  ];
+  for (const [args, message] of cases) {
+    await assert.rejects(rt.executeHandler(...args), { name: 'TypeError', message });
+  }
+  await assert.rejects(rt.executeHandler('1', ok, -1), { name: 'RangeError' });
+  await assert.rejects(rt.executeHandler('1', ok, 1.5), { name: 'RangeError' });
+  await rt.shutdown();
+});
+
+test('the native layer checks its own arguments too', async () => {
+  const native = require('../lib/native');
+  assert.throws(() => new native.Runtime(), { name: 'TypeError' });
+  assert.throws(() => new native.Runtime({ workers: -3 }), { name: 'RangeError' });
+  const n = new native.Runtime({ workers: 1 });
+  assert.throws(() => n.execute(1, Buffer.alloc(0), 0), { name: 'TypeError' });
+  assert.throws(() => n.execute('1', {}, 0), { name: 'TypeError' });
+  assert.throws(() => n.execute('1', Buffer.alloc(0), -5), { name: 'RangeError' });
+  assert.throws(() => n.execute.call({}, '1', Buffer.alloc(0), 0));
+  // Bytes that are not the lib's MessagePack still produce a result, never a crash.
+  const { unpack } = require('msgpackr');
+  for (const bytes of [Buffer.alloc(0), Buffer.from([0xc1]), Buffer.from([0x93, 1]), Buffer.from('not msgpack')]) {
+    const r = unpack(await n.execute('return 1', bytes, 0));
+    assert.equal(r.status, 'error');
+    assert.equal(r.error.code, 'INTERNAL_ERROR');
+  }
+  await n.shutdown();
+});
+
+test('executions are queued FIFO beyond maxInstances', async () => {
+  const rt = new NexusRuntime({ workers: 2, maxInstances: 1 });
+  const order = [];
+  const runs = Array.from({ length: 6 }, (_, i) =>
+    rt.executeHandler('const t = Date.now(); while (Date.now() - t < 5) {} return $args.i', context({ args: { i } }))
+      .then((r) => order.push(r.returnValue)));
+  await Promise.all(runs);
+  assert.deepEqual(order, [0, 1, 2, 3, 4, 5]);
+  const s = rt.getStats();
+  assert.equal(s.liveInstances, 1);
+  assert.equal(s.totalExecutions, 6);
+  await rt.shutdown();
+});
+
+test('stats count executions by status and code', async () => {
+  const rt = new NexusRuntime({ workers: 1 });
+  await rt.executeHandler('return 1', context());
+  await rt.executeHandler('throw new Error()', context());
+  await rt.executeHandler("$emit('x')", context({ capabilities: [] }));
+  const s = rt.getStats();
+  assert.equal(s.totalExecutions, 3);
+  assert.deepEqual(s.executionsByStatus, { success: 1, error: 2 });
+  assert.deepEqual(s.errorsByCode, { EXECUTION_ERROR: 1, PERMISSION_DENIED: 1 });
+  assert.equal(s.activeInstances, 0);
+  assert.equal(s.availableInstances, 1);
+  assert.equal(s.queuedExecutions, 0);
+  assert.ok(s.avgExecutionTimeUs > 0);
+  assert.ok(s.totalMemoryBytes >= 1 << 20);
+  assert.equal(s.cacheHitRate, 0);
+  await rt.shutdown();
+});
+
+test('shutdown lets in-flight executions finish, then rejects new calls; idempotent', async () => {
+  const rt = new NexusRuntime({ workers: 1 });
+  const inflight = rt.executeHandler('const t = Date.now(); while (Date.now() - t < 50) {} return "done"', context());
+  const first = rt.shutdown();
+  const second = rt.shutdown();
+  assert.equal(first, second);
+  await assert.rejects(rt.executeHandler('return 1', context()), { code: 'SHUT_DOWN' });
+  assert.equal((await inflight).returnValue, 'done');
+  await first;
+  await assert.rejects(rt.executeHandler('return 1', context()), { code: 'SHUT_DOWN' });
+  await rt.shutdown();
+});
+
+test('a runtime that is never shut down does not keep the process alive', async () => {
+  const { execFileSync } = require('child_process');
+  const script = `const { NexusRuntime } = require(${JSON.stringify(path.join(__dirname, '..'))});
+    const rt = new NexusRuntime({ workers: 2, minInstances: 1 });
+    rt.executeHandler('return 7', { panelId: 'p', handlerName: 'h', stateSnapshot: {}, args: {}, scope: {}, capabilities: [] })
+      .then((r) => console.log('result', r.returnValue));`;
+  const out = execFileSync(process.execPath, ['-e', script], { timeout: 10000 }).toString();
+  assert.equal(out.trim(), 'result 7');
+});
+
+test('the addon loads in several worker threads at once', async () => {
+  const code = `const { parentPort, workerData } = require('worker_threads');
+    const { NexusRuntime } = require(${JSON.stringify(path.join(__dirname, '..'))});
+    (async () => {
+      const rt = new NexusRuntime({ workers: 1 });
+      const r = await rt.executeHandler('return $args.n * 10', { panelId: 'p', handlerName: 'h', stateSnapshot: {},
+        args: { n: workerData }, scope: {}, capabilities: [] });
+      await rt.shutdown();
+      parentPort.postMessage(r.returnValue);
+    })();`;
+  const results = await Promise.all([1, 2, 3].map((n) => new Promise((resolve, reject) => {
+    const w = new Worker(code, { eval: true, workerData: n });
+    w.once('message', resolve);
+    w.once('error', reject);
+  })));
+  assert.deepEqual(results, [10, 20, 30]);
+});
+
+test('terminating a worker thread mid-execution is clean', async () => {
+  const code = `const { parentPort } = require('worker_threads');
+    const { NexusRuntime } = require(${JSON.stringify(path.join(__dirname, '..'))});
+    const rt = new NexusRuntime({ workers: 1 });
+    rt.executeHandler('while (true) {}', { panelId: 'p', handlerName: 'h', stateSnapshot: {}, args: {}, scope: {},
+      capabilities: [] }, 60000);
+    parentPort.postMessage('started');`;
+  const w = new Worker(code, { eval: true });
+  await new Promise((resolve) => w.once('message', resolve));
+  await new Promise((r) => setTimeout(r, 50));
+  const t = Date.now();
+  await w.terminate();
+  assert.ok(Date.now() - t < 5000);
+});
