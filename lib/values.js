@@ -1,10 +1,20 @@
 'use strict';
 // Checks that a host value can cross into a sandbox before it is encoded:
-// msgpackr would silently drop functions and symbol keys, and overflow on
+// msgpackr would silently turn functions into undefined and overflow on
 // cycles. The error names the path, e.g. "context.stateSnapshot.user.save".
+// This walk runs on every call over the whole context, so it allocates
+// nothing per value: the path is kept as a stack and only formatted on error.
 
 const INT64_MIN = -(2n ** 63n);
 const UINT64_MAX = 2n ** 64n - 1n;
+const ObjectProto = Object.prototype;
+const getProto = Object.getPrototypeOf;
+const isArray = Array.isArray;
+const isView = ArrayBuffer.isView;
+
+// msgpack-c, which decodes the context in the addon, nests at most 32
+// containers deep; the context map and its field take two of them.
+const MAX_LEVEL = 32;
 
 const REFUSED = [
   [Map, 'a Map'],
@@ -17,42 +27,80 @@ const REFUSED = [
   [DataView, 'a DataView'],
 ];
 
-function fail(path, what) {
-  throw new TypeError(`${path} is ${what} and cannot cross into the sandbox`);
+class Walk {
+  constructor(root) {
+    this.root = root;
+    this.ancestors = new Array(MAX_LEVEL + 2); // objects on the current path
+    this.keys = new Array(MAX_LEVEL + 2); // key or index leading to each level
+  }
+
+  fail(level, what) {
+    let path = this.root;
+    for (let i = 3; i <= level; i++) {
+      const k = this.keys[i];
+      path += typeof k === 'number' ? `[${k}]` : `.${k}`;
+    }
+    throw new TypeError(`${path} is ${what} and cannot cross into the sandbox`);
+  }
+
+  // Values that need a look: objects, functions, symbols, BigInts.
+  static interesting(v) {
+    const t = typeof v;
+    return t === 'object' ? v !== null : t === 'function' || t === 'symbol' || t === 'bigint';
+  }
+
+  value(v, level) {
+    switch (typeof v) {
+      case 'function':
+        return this.fail(level, 'a function');
+      case 'symbol':
+        return this.fail(level, 'a Symbol');
+      case 'bigint':
+        if (v < INT64_MIN || v > UINT64_MAX) this.fail(level, 'a BigInt outside the 64-bit range');
+        return undefined;
+      default:
+        return this.object(v, level);
+    }
+  }
+
+  object(o, level) {
+    const proto = getProto(o);
+    const array = isArray(o);
+    if (proto !== ObjectProto && proto !== null && !array) {
+      if (o instanceof Date || o instanceof ArrayBuffer) return undefined;
+      if (isView(o) && !(o instanceof DataView)) return undefined;
+      for (const [ctor, what] of REFUSED) if (o instanceof ctor) this.fail(level, what);
+    }
+    if (level > MAX_LEVEL) this.fail(level, `nested deeper than ${MAX_LEVEL - 2} levels`);
+    // Only an ancestor can close a cycle, and there are at most MAX_LEVEL.
+    for (let i = 2; i < level; i++) if (this.ancestors[i] === o) this.fail(level, 'a circular reference');
+    this.ancestors[level] = o;
+    if (array) {
+      for (let i = 0; i < o.length; i++) {
+        const v = o[i];
+        if (Walk.interesting(v)) {
+          this.keys[level + 1] = i;
+          this.value(v, level + 1);
+        }
+      }
+    } else {
+      const keys = Object.keys(o);
+      for (let i = 0; i < keys.length; i++) {
+        const v = o[keys[i]];
+        if (Walk.interesting(v)) {
+          this.keys[level + 1] = keys[i];
+          this.value(v, level + 1);
+        }
+      }
+    }
+    this.ancestors[level] = undefined;
+    return undefined;
+  }
 }
 
-function checkCrossable(value, path, seen = new Set()) {
-  switch (typeof value) {
-    case 'undefined':
-    case 'boolean':
-    case 'number':
-    case 'string':
-      return;
-    case 'bigint':
-      if (value < INT64_MIN || value > UINT64_MAX) fail(path, 'a BigInt outside the 64-bit range');
-      return;
-    case 'function':
-      fail(path, 'a function');
-      return;
-    case 'symbol':
-      fail(path, 'a Symbol');
-      return;
-    default:
-      break;
-  }
-  if (value === null) return;
-  if (value instanceof Date || value instanceof ArrayBuffer) return;
-  for (const [ctor, what] of REFUSED) if (value instanceof ctor) fail(path, what);
-  if (ArrayBuffer.isView(value)) return;
-  if (seen.has(value)) fail(path, 'a circular reference');
-  seen.add(value);
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) checkCrossable(value[i], `${path}[${i}]`, seen);
-  } else {
-    if (Object.getOwnPropertySymbols(value).length > 0) fail(path, 'an object with symbol-keyed properties');
-    for (const key of Object.keys(value)) checkCrossable(value[key], `${path}.${key}`, seen);
-  }
-  seen.delete(value);
+// `value` is a field of the context (level 2: the context map is level 1).
+function checkCrossable(value, path) {
+  if (Walk.interesting(value)) new Walk(path).value(value, 2);
 }
 
 module.exports = { checkCrossable };

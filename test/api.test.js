@@ -194,3 +194,27 @@ test('terminating a worker thread mid-execution is clean', async () => {
   await w.terminate();
   assert.ok(Date.now() - t < 5000);
 });
+
+test('random and mutated context bytes never crash the native layer', async () => {
+  const native = require('../lib/native');
+  const { pack, unpack } = require('msgpackr');
+  const n = new native.Runtime({ workers: 2 });
+  const valid = pack({ panelId: 'p', handlerName: 'h', stateSnapshot: { a: [1, { b: 'c' }], d: new Date(0) },
+    args: { x: new Uint16Array([1, 2]) }, scope: {}, capabilities: ['state:read:*'] });
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const inputs = [];
+  for (let i = 0; i < 400; i++) {
+    const b = Buffer.from(valid);
+    for (let k = 0; k < 1 + Math.floor(rand() * 4); k++) b[Math.floor(rand() * b.length)] = Math.floor(rand() * 256);
+    inputs.push(rand() < 0.2 ? b.subarray(0, Math.floor(rand() * b.length)) : b);
+  }
+  for (let i = 0; i < 100; i++) inputs.push(Buffer.from(Array.from({ length: Math.floor(rand() * 64) }, () => Math.floor(rand() * 256))));
+  const results = await Promise.all(inputs.map((b) => n.execute('return [$state.a, $state.d, $args.x]', b, 1000)));
+  for (const buf of results) {
+    const r = unpack(buf);
+    assert.ok(r.status === 'success' || r.status === 'error');
+    if (r.status === 'error') assert.ok(['INTERNAL_ERROR', 'EXECUTION_ERROR', 'PERMISSION_DENIED'].includes(r.error.code), r.error.code);
+  }
+  await n.shutdown();
+});

@@ -165,3 +165,27 @@ test('host values that cannot cross are rejected with their path', async () => {
     await assert.rejects(run('return 1', over), { name: 'TypeError', message });
   }
 });
+
+test('context values nest up to 30 levels; deeper is a TypeError, not an internal error', async () => {
+  const nest = (depth) => {
+    let v = 1;
+    for (let i = 0; i < depth; i++) v = { v };
+    return v;
+  };
+  const r = await run('let d = 0, x = $args.root; while (typeof x === "object") { x = x.v; d++ } return d', {
+    args: { root: nest(30) },
+  });
+  assert.equal(r.returnValue, 30);
+  await assert.rejects(run('return 1', { args: { root: nest(31) } }), {
+    name: 'TypeError',
+    message: `context.args.root${'.v'.repeat(30)} is nested deeper than 30 levels and cannot cross into the sandbox`,
+  });
+});
+
+test('guest values nest up to 256 levels on the way out', async () => {
+  const r = await run('let a = 1; for (let i = 0; i < 200; i++) a = [a]; return a');
+  assert.equal(r.status, 'success');
+  let d = 0;
+  for (let x = r.returnValue; Array.isArray(x); x = x[0]) d++;
+  assert.equal(d, 200);
+});
