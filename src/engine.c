@@ -11,7 +11,6 @@
 #include "mpack.h"
 #include "wasm_rt/nx_wasm.h"
 
-#define JOB_CTX_SLOT 1
 #define HANDLER_FILE "handler.js"
 
 /* The handler is the body of an async function. The prefix has a line of
@@ -122,6 +121,10 @@ static char *handler_stack(const char *stack, uint32_t *line, uint32_t *column) 
     p += len;
     if (*p == '\n') p++;
   }
+  if (n == 0) { /* no frame in the handler: say nothing rather than "" */
+    free(out);
+    return NULL;
+  }
   out[n] = 0;
   return out;
 }
@@ -164,7 +167,12 @@ static void failure_from_value(nx_exec_t *ex, nx_jsval_t reason,
     }
   }
   f->code = code;
-  if (message && (host || name == NULL)) {
+  if (code == NX_E_MEMORY_LIMIT) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "Memory limit of %llu bytes exceeded",
+             (unsigned long long)ex->cfg->memory_limit);
+    f->message = dup_str(msg);
+  } else if (message && (host || name == NULL)) {
     f->message = message;
     message = NULL;
   } else if (message) {
@@ -177,16 +185,6 @@ static void failure_from_value(nx_exec_t *ex, nx_jsval_t reason,
     f->message = malloc(n);
     if (f->message) snprintf(f->message, n, "Uncaught %s", s ? s : "exception");
     free(s);
-  }
-  if (code == NX_E_MEMORY_LIMIT && f->message) {
-    free(f->message);
-    f->message = NULL;
-    {
-      char msg[96];
-      snprintf(msg, sizeof msg, "Memory limit of %llu bytes exceeded",
-               (unsigned long long)ex->cfg->memory_limit);
-      f->message = dup_str(msg);
-    }
   }
   if (stack) f->stack = handler_stack(stack, &f->line, &f->column);
   free(name);
@@ -208,12 +206,16 @@ static void pack_str(msgpack_packer *pk, const char *s) {
   msgpack_pack_str_with_body(pk, s, strlen(s));
 }
 
-/* `snippet`: the offending source line and a caret under the column. */
+/* `snippet`: the offending source line and a caret under the column. Long
+ * (minified) lines are cut to a window around the column. */
+#define SNIPPET_BEFORE 60u
+#define SNIPPET_WIDTH 160u
+
 static void pack_snippet(msgpack_packer *pk, const nx_exec_request_t *req,
                          uint32_t line, uint32_t column) {
   const char *p = req->code, *end = req->code + req->code_len, *eol;
-  uint32_t l = 1, pad, i;
-  char *buf;
+  uint32_t l = 1, col0, from, len, i, k;
+  char buf[2 * SNIPPET_WIDTH + 4];
 
   while (l < line && p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -228,21 +230,19 @@ static void pack_snippet(msgpack_packer *pk, const nx_exec_request_t *req,
   eol = memchr(p, '\n', (size_t)(end - p));
   if (eol == NULL) eol = end;
   if (eol > p && eol[-1] == '\r') eol--;
-  pad = column > 0 ? column - 1 : 0;
-  if (pad > 4096) pad = 4096;
-  buf = malloc((size_t)(eol - p) + pad + 3);
-  if (buf == NULL) {
-    msgpack_pack_nil(pk);
-    return;
-  }
-  memcpy(buf, p, (size_t)(eol - p));
-  i = (uint32_t)(eol - p);
+  col0 = column > 0 ? column - 1 : 0;
+  from = col0 > SNIPPET_BEFORE ? col0 - SNIPPET_BEFORE : 0;
+  if ((size_t)(eol - p) < from) from = (uint32_t)(eol - p);
+  len = (uint32_t)(eol - p) - from;
+  if (len > SNIPPET_WIDTH) len = SNIPPET_WIDTH;
+  if (col0 - from > SNIPPET_WIDTH) col0 = from + SNIPPET_WIDTH;
+  memcpy(buf, p + from, len);
+  i = len;
   buf[i++] = '\n';
   /* Keep tabs so the caret lines up under tab-indented code. */
-  for (uint32_t k = 0; k < pad; k++) buf[i++] = (k < (uint32_t)(eol - p) && p[k] == '\t') ? '\t' : ' ';
+  for (k = from; k < col0; k++) buf[i++] = (k < from + len && p[k] == '\t') ? '\t' : ' ';
   buf[i++] = '^';
   msgpack_pack_str_with_body(pk, buf, i);
-  free(buf);
 }
 
 static void pack_error(msgpack_packer *pk, const nx_failure_t *f,
@@ -339,7 +339,6 @@ static int pack_mutations(nx_exec_t *ex, msgpack_sbuffer *out, nx_failure_t *f) 
     nx_path_key(&enc->path, s->key, s->key_len);
     if (nx_mp_encode(enc, s->value) != NX_MP_OK) {
       s->change = (int32_t)(n + extra); /* reported below with its error */
-      order = realloc(order, ((size_t)ex->nslots + 1) * sizeof *order);
       order[n + extra++] = i;
       continue;
     }
@@ -720,7 +719,9 @@ int nx_engine_execute(nx_sandbox_t *sb, const nx_config_t *cfg,
   msgpack_packer_init(&rpk, &retval, msgpack_sbuffer_write);
   msgpack_unpacked_init(&ex.ctx_msg);
 
-  if (msgpack_unpack_next(&ex.ctx_msg, (const char *)req->context, req->context_len, &off) !=
+  /* 32: msgpack-c's own parse-stack depth. */
+  if (nx_mp_validate(req->context, req->context_len, 32) != 0 ||
+      msgpack_unpack_next(&ex.ctx_msg, (const char *)req->context, req->context_len, &off) !=
           MSGPACK_UNPACK_SUCCESS ||
       off != req->context_len || ex.ctx_msg.data.type != MSGPACK_OBJECT_MAP) {
     fail_with(&f, NX_E_INTERNAL_ERROR,

@@ -31,6 +31,12 @@ typedef enum {
   NX_MP_GUEST = -2,       /* the guest threw (OOM, interrupt, a getter) */
 } nx_mp_status_t;
 
+/* Checks that bytes are exactly one well-formed MessagePack value nested at
+ * most max_depth containers deep, and that no declared length or count
+ * exceeds the bytes left. msgpack-c allocates for a container's declared
+ * count before reading it, so untrusted bytes pass here first. */
+int nx_mp_validate(const uint8_t *buf, size_t len, uint32_t max_depth);
+
 /* Decodes a MessagePack object into a new guest value (owned by caller). */
 nx_mp_status_t nx_mp_decode(nx_sandbox_t *sb, const msgpack_object *o,
                             nx_jsval_t *out, nx_path_t *path, char *err,

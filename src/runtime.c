@@ -41,8 +41,13 @@ static void fail_job(nx_job_t *job, nx_error_code_t code, const char *message) {
   job->outcome.code = code;
 }
 
+/* Runs one job and completes it. The completion is posted under the lock
+ * that returns the sandbox to the pool: when the pool serialises executions
+ * their promises settle in queue order, and stats are current by the time
+ * a caller sees its result. Posting never blocks (the queue is unbounded). */
 static void run_job(nx_runtime_t *rt, nx_job_t *job, nx_sandbox_t *sb) {
   nx_exec_request_t req;
+  nx_exec_outcome_t outcome;
   nx_sandbox_t *discard = NULL;
   uint64_t before = sb ? nx_sandbox_memory_bytes(sb) : 0;
   char err[200];
@@ -50,11 +55,15 @@ static void run_job(nx_runtime_t *rt, nx_job_t *job, nx_sandbox_t *sb) {
   if (sb == NULL) {
     sb = nx_sandbox_new(&rt->cfg, err, sizeof err);
     if (sb == NULL) {
+      fail_job(job, NX_E_INTERNAL_ERROR, err);
       pthread_mutex_lock(&rt->lock);
       nx_pool_unreserve(&rt->pool);
+      rt->stats.total++;
+      rt->stats.by_code[NX_E_INTERNAL_ERROR]++;
+      rt->stats.active--;
+      rt->done(job, rt->done_arg);
       pthread_cond_broadcast(&rt->cond);
       pthread_mutex_unlock(&rt->lock);
-      fail_job(job, NX_E_INTERNAL_ERROR, err);
       return;
     }
     sb->cancel = &rt->cancel;
@@ -67,12 +76,15 @@ static void run_job(nx_runtime_t *rt, nx_job_t *job, nx_sandbox_t *sb) {
   if (nx_engine_execute(sb, &rt->cfg, &req, &job->result, &job->result_len,
                         &job->outcome) != 0)
     fail_job(job, NX_E_INTERNAL_ERROR, "could not build the result");
+  outcome = job->outcome;
 
   pthread_mutex_lock(&rt->lock);
   nx_pool_put(&rt->pool, sb, before, &discard);
   rt->stats.total++;
-  rt->stats.by_code[job->outcome.code]++;
-  rt->stats.duration_us_sum += job->outcome.duration_us;
+  rt->stats.by_code[outcome.code]++;
+  rt->stats.duration_us_sum += outcome.duration_us;
+  rt->stats.active--;
+  rt->done(job, rt->done_arg); /* job belongs to the JS thread from here */
   pthread_cond_broadcast(&rt->cond);
   pthread_mutex_unlock(&rt->lock);
   nx_sandbox_free(discard);
@@ -146,11 +158,6 @@ static void *worker_main(void *arg) {
     pthread_mutex_unlock(&rt->lock);
 
     run_job(rt, job, sb);
-
-    pthread_mutex_lock(&rt->lock);
-    rt->stats.active--;
-    pthread_mutex_unlock(&rt->lock);
-    rt->done(job, rt->done_arg);
     pthread_mutex_lock(&rt->lock);
   }
   pthread_mutex_unlock(&rt->lock);

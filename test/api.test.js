@@ -99,7 +99,12 @@ test('the native layer checks its own arguments too', async () => {
   assert.throws(() => n.execute.call({}, '1', Buffer.alloc(0), 0));
   // Bytes that are not the lib's MessagePack still produce a result, never a crash.
   const { unpack } = require('msgpackr');
-  for (const bytes of [Buffer.alloc(0), Buffer.from([0xc1]), Buffer.from([0x93, 1]), Buffer.from('not msgpack')]) {
+  for (const bytes of [Buffer.alloc(0), Buffer.from([0xc1]), Buffer.from([0x93, 1]), Buffer.from('not msgpack'),
+    // Declared sizes far beyond the bytes present: refused before any allocation.
+    Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff, 0x01]), Buffer.from([0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 0x61]),
+    Buffer.from([0xdb, 0xff, 0xff, 0xff, 0xff, 0x61]), Buffer.from([0xc9, 0x7f, 0xff, 0xff, 0xff, 0x01]),
+    Buffer.from([0x81, 0xa1, 0x61, 0x01, 0x00]), // trailing byte
+    Buffer.alloc(40, 0x91)]) { // 40 nested arrays
     const r = unpack(await n.execute('return 1', bytes, 0));
     assert.equal(r.status, 'error');
     assert.equal(r.error.code, 'INTERNAL_ERROR');

@@ -94,3 +94,13 @@ test('tab-indented code lines the caret up with tabs', async () => {
   const r = await run('\tnull.x');
   assert.equal(r.error.snippet, '\tnull.x\n\t^');
 });
+
+test('snippets of long lines are cut around the column', async () => {
+  const code = `const a = [${'1,'.repeat(200)}]; null.x; ${'2;'.repeat(200)}`;
+  const r = await run(code);
+  const col = code.indexOf('null.x') + 1;
+  assert.deepEqual(r.error.location, { line: 1, column: col });
+  const [text, caret] = r.error.snippet.split('\n');
+  assert.equal(text, code.slice(col - 61, col - 61 + 160));
+  assert.equal(caret, ' '.repeat(60) + '^');
+});
