@@ -19,6 +19,7 @@ struct nx_runtime_s {
   pthread_t *threads;
   uint32_t nthreads;
   int stopping;
+  uint32_t spinning;     /* workers polling the queue (see spin_for_work) */
   volatile int cancel;
   nx_job_done_cb done;
   void *done_arg;
@@ -141,9 +142,13 @@ static void *worker_main(void *arg) {
     nx_job_t *job;
     nx_sandbox_t *sb;
     if (!rt->stopping && rt->head == NULL) {
+      /* Counted under the lock, so a submitter that sees a poller skips
+       * the futex wake and the poller still finds the job. */
+      rt->spinning++;
       pthread_mutex_unlock(&rt->lock);
       spin_for_work(rt);
       pthread_mutex_lock(&rt->lock);
+      rt->spinning--;
     }
     while (!rt->stopping && !(rt->head && nx_pool_available(&rt->pool)))
       pthread_cond_wait(&rt->cond, &rt->lock);
@@ -215,7 +220,7 @@ int nx_runtime_submit(nx_runtime_t *rt, nx_job_t *job) {
   else rt->head = job;
   rt->tail = job;
   rt->queued++;
-  pthread_cond_signal(&rt->cond);
+  if (rt->spinning == 0) pthread_cond_signal(&rt->cond);
   pthread_mutex_unlock(&rt->lock);
   return 0;
 }
