@@ -124,6 +124,17 @@ test('a wasm trap (call-depth exhaustion on a small worker stack) discards the s
     assert.equal(small.getStats().liveInstances, 0); // trapped sandbox was thrown away
     const after = await small.executeHandler('return $args.n', context({ args: { n: 5 } }));
     assert.equal(after.returnValue, 5);
+    // Re-entrant host calls (a getter that emits the object it belongs to)
+    // and engine-internal recursion stay inside the budget too.
+    for (const code of [
+      'const o = { get x() { $emit("e", o); return 1 } }; $emit("e", o)',
+      'function g() { return $state.a + g() } return g()',
+      'let a = []; for (let i = 0; i < 100000; i++) a = [a]; return JSON.stringify(a).length',
+      'function* gen(n) { yield* gen(n + 1) } return [...gen(0)]',
+    ]) {
+      const deep = await small.executeHandler(code, context({ stateSnapshot: { a: 1 } }), 5000);
+      assert.equal(deep.error.message, 'RangeError: Maximum call stack size exceeded', code);
+    }
   } finally {
     await small.shutdown();
   }
