@@ -50,6 +50,7 @@
         'src/pool.c',
         'src/runtime.c',
         'src/sandbox.c',
+        'src/suspend.c',
         'src/wasm_rt/nx_wasm.c',
       ],
       'cflags': ['-std=c11', '-Wall', '-Wextra', '-ftls-model=initial-exec'],

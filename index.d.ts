@@ -87,6 +87,12 @@ export interface SuspensionDetails {
   args: unknown[];
 }
 
+/** One extension call a suspended handler is waiting for. */
+export type PendingCall = SuspensionDetails;
+
+/** What an extension call gave: the handler's `await` resolves with `value` or rejects with an Error whose message is `error`. */
+export type ResumeResult = { success: true; value?: unknown } | { success: false; error: string };
+
 export interface WasmError {
   code: ErrorCode;
   message: string;
@@ -121,7 +127,14 @@ export interface WasmResult {
   viewCommands: ViewCommand[];
   /** Kept on errors too. */
   logs: LogEntry[];
+  /** When status is 'suspended': the first of `pendingCalls`. */
   suspension?: SuspensionDetails;
+  /**
+   * When status is 'suspended': every unanswered extension call, oldest first.
+   * The effects and logs of a suspended result are those since the previous
+   * result of the same execution.
+   */
+  pendingCalls?: PendingCall[];
   error?: WasmError;
   metrics: ExecutionMetrics;
 }
@@ -146,9 +159,142 @@ export class NexusRuntime {
   readonly config: Readonly<ResolvedConfig>;
   /** Runs `code`, the body of an async function. Rejects with TypeError/RangeError for bad arguments, with `code: 'SHUT_DOWN'` after shutdown(). */
   executeHandler(code: string, context: WasmContext, timeoutMs?: number): Promise<WasmResult>;
+  /**
+   * Answers one pending call of a suspended execution and continues it; resolves with the next
+   * segment's result (suspended again, success or error). Rejects with `code: 'SUSPENSION_NOT_FOUND'`
+   * for an unknown, expired or already answered id, `code: 'SHUT_DOWN'` after shutdown(), and a
+   * TypeError for a value that cannot be encoded (the suspension then stays resumable).
+   */
+  resumeHandler(suspensionId: string, result: ResumeResult): Promise<WasmResult>;
+  /**
+   * Answers several pending calls of ONE suspended execution in one round, then continues it.
+   * Rejects like resumeHandler; a TypeError refuses the whole round and leaves it resumable.
+   */
+  resumeAll(answers: Array<{ suspensionId: string; result: ResumeResult }>): Promise<WasmResult>;
+  /** Discards the parked execution owning `suspensionId`; resolves true if it existed. */
+  cancelSuspended(suspensionId: string): Promise<boolean>;
   getStats(): RuntimeStats;
   /** Rejects new calls, lets in-flight ones finish, frees everything. Idempotent. */
   shutdown(): Promise<void>;
+  /**
+   * Synchronous static analysis: the sorted capability tokens `code` can need
+   * (the permissive fallback used when no capabilities are given). Names it
+   * cannot determine widen to `*`. Throws an Error with `code:
+   * 'COMPILATION_ERROR'`, `location` and `snippet` for code that does not
+   * parse, a TypeError if `code` is not a string.
+   */
+  inferCapabilities(code: string): string[];
 }
 
+interface ExecuteOptionsBase {
+  panelId: string;
+  handlerName: string;
+  /** The host's state: sent as `stateSnapshot`; every result's mutations are applied to it (`state[key] = value`, `delete state[key]`). */
+  state: Record<string, unknown>;
+  /** Default `{}`. */
+  args?: Record<string, unknown>;
+  /** Default `{}`. */
+  scope?: Record<string, unknown>;
+  /**
+   * Tokens granted to the handler. Omitted (with `code` only): the permissive fallback,
+   * `runtime.inferCapabilities(code)`, i.e. every token the source visibly uses. `[]` grants nothing.
+   */
+  capabilities?: CapabilityToken[] | string[];
+  /**
+   * Extension objects by name. A handler may call an object's own enumerable function properties and
+   * the methods on its prototype chain below Object.prototype (class instances); `this` is the object.
+   */
+  extensions?: Record<string, object>;
+  /** Overall wall-clock deadline of the whole execution, time suspended included, ms; rejects with TimeoutError. */
+  timeoutMs?: number;
+  /** Run-time limit of each segment, passed to the runtime as its `timeoutMs` (default: the runtime's). */
+  runTimeoutMs?: number;
+  /** Aborting ends the execution: rejects with AbortError (`cause` = the signal's reason). */
+  signal?: AbortSignal;
+  /**
+   * Called with each result's non-empty lists, in this order, after the mutations are applied to `state`
+   * and before any extension call starts. A returned promise is awaited; a throw or rejection cancels
+   * the execution and is what execute() rejects with.
+   */
+  onMutations?: (mutations: StateMutation[]) => void | Promise<void>;
+  onEvents?: (events: EmittedEvent[]) => void | Promise<void>;
+  onViewCommands?: (commands: ViewCommand[]) => void | Promise<void>;
+  onLogs?: (logs: LogEntry[]) => void | Promise<void>;
+}
+
+/** Exactly one of `code` and `bytecode`; `bytecode` needs explicit `capabilities` (there is no source to infer them from). */
+export type ExecuteOptions =
+  | (ExecuteOptionsBase & { code: string; bytecode?: undefined })
+  | (ExecuteOptionsBase & { bytecode: Uint8Array; code?: undefined; capabilities: CapabilityToken[] | string[] });
+
+/** Drives executions through suspend/resume: applies effects to the host state, performs the extension calls, resumes. */
+export class WasmSandboxExecutor {
+  constructor(runtime: NexusRuntime);
+  readonly runtime: NexusRuntime;
+  /**
+   * Resolves with the handler's return value. Rejects with a NexusError subclass for a failed handler,
+   * AbortError (signal) or TimeoutError (overall deadline), a TypeError/RangeError for bad options, or
+   * what a callback threw. An abort during a running segment takes effect when that segment returns.
+   */
+  execute(options: ExecuteOptions): Promise<unknown>;
+}
+
+export interface NexusErrorDetails {
+  /** Only for NexusError itself; subclasses fix their code. */
+  code?: string;
+  location?: { line: number; column: number } | null;
+  snippet?: string | null;
+  handlerStack?: string | null;
+  logs?: LogEntry[];
+  metrics?: ExecutionMetrics | null;
+  cause?: unknown;
+}
+
+export class NexusError extends Error {
+  constructor(message: string, details?: NexusErrorDetails);
+  readonly code: ErrorCode | 'ABORTED';
+  /** 1-based, in the handler's own source; null when unknown. */
+  location: { line: number; column: number } | null;
+  /** The offending source line and a caret under the column. */
+  snippet: string | null;
+  /** The handler's frames (`handler.js:LINE:COL`); `stack` is the host's. */
+  handlerStack: string | null;
+  /** Every log line of the execution, all segments. */
+  logs: LogEntry[];
+  /** Metrics of the last segment, when there was one. */
+  metrics: ExecutionMetrics | null;
+}
+export class TimeoutError extends NexusError {
+  readonly code: 'TIMEOUT';
+}
+export class MemoryLimitError extends NexusError {
+  readonly code: 'MEMORY_LIMIT';
+}
+export class PermissionDeniedError extends NexusError {
+  readonly code: 'PERMISSION_DENIED';
+}
+export class ExecutionError extends NexusError {
+  readonly code: 'EXECUTION_ERROR';
+}
+export class CompilationError extends NexusError {
+  readonly code: 'COMPILATION_ERROR';
+}
+export class InvalidHandlerError extends NexusError {
+  readonly code: 'INVALID_HANDLER';
+}
+export class InternalError extends NexusError {
+  readonly code: 'INTERNAL_ERROR';
+}
+export class ResourceLimitError extends NexusError {
+  readonly code: 'RESOURCE_LIMIT';
+}
+/** The host ended the execution; `cause` is the AbortSignal's reason. */
+export class AbortError extends NexusError {
+  constructor(message?: string, details?: NexusErrorDetails);
+  readonly code: 'ABORTED';
+}
+/** Maps a WasmResult.error to its class; an unknown code gives an InternalError naming it. */
+export function errorFromResult(error: WasmError | undefined, extras?: NexusErrorDetails): NexusError;
+
 export function validateConfig(config?: RuntimeConfig): Readonly<ResolvedConfig>;
+export function inferCapabilities(code: string): string[];

@@ -5,6 +5,9 @@ const os = require('os');
 const { Packr } = require('msgpackr');
 const native = require('./native');
 const { checkCrossable } = require('./values');
+const { inferCapabilities } = require('./infer');
+const { WasmSandboxExecutor } = require('./executor');
+const errors = require('./errors');
 
 // moreTypes: typed arrays and ArrayBuffers travel as extension 0x74, which
 // the native bridge understands in both directions (docs/marshaling.md).
@@ -19,6 +22,8 @@ const INTEGER_FIELDS = {
   memoryLimitBytes: [1 << 20, 1 << 30],
   stackSizeBytes: [1 << 20, 256 << 20],
   defaultTimeoutMs: [1, 3600000],
+  suspensionTimeoutMs: [1, 86400000],
+  maxSuspended: [0, 1000000],
 };
 const BOOLEAN_FIELDS = ['enableSIMD', 'enableBulkMemory', 'enableAOT'];
 const STRING_FIELDS = ['quickjsModulePath', 'cacheDir'];
@@ -68,6 +73,8 @@ function validateConfig(config) {
     memoryLimitBytes: out.memoryLimitBytes ?? 32 * 1024 * 1024,
     stackSizeBytes: out.stackSizeBytes ?? 8 * 1024 * 1024,
     defaultTimeoutMs: out.defaultTimeoutMs ?? 5000,
+    suspensionTimeoutMs: out.suspensionTimeoutMs ?? 30000,
+    maxSuspended: out.maxSuspended ?? 1000,
     enableSIMD: out.enableSIMD ?? false,
     enableBulkMemory: out.enableBulkMemory ?? true,
     enableAOT: true,
@@ -122,6 +129,25 @@ function validateTimeout(timeoutMs) {
   return timeoutMs;
 }
 
+function encodeAnswer(value, where) {
+  try {
+    return packr.pack(value);
+  } catch (err) {
+    throw new TypeError(`${where}.value cannot be encoded: ${err.message}`);
+  }
+}
+
+// The guest sees a failed call as an Error whose message is this.
+function errorMessage(error) {
+  if (error instanceof Error) return error.message;
+  if (typeof error === 'string') return error;
+  try {
+    return String(error);
+  } catch {
+    return 'extension call failed';
+  }
+}
+
 function shutDownError() {
   const err = new Error('NexusRuntime has been shut down');
   err.code = 'SHUT_DOWN';
@@ -142,6 +168,10 @@ class NexusRuntime {
     return this.#config;
   }
 
+  inferCapabilities(code) {
+    return inferCapabilities(code);
+  }
+
   async executeHandler(code, context, timeoutMs) {
     if (this.#shutdown) throw shutDownError();
     if (typeof code !== 'string') throw new TypeError('handler code must be a string');
@@ -152,12 +182,50 @@ class NexusRuntime {
     return packr.unpack(result);
   }
 
+  // One pending extension call answered; the execution then continues and
+  // this resolves with its next result (suspended again, success or error).
+  async resumeHandler(suspensionId, result) {
+    return this.resumeAll([{ suspensionId, result }]);
+  }
+
+  // Several pending calls of one suspended execution answered in one round
+  // (what a Promise.all over extension calls needs).
+  async resumeAll(answers) {
+    if (!Array.isArray(answers) || answers.length === 0) {
+      throw new TypeError('resumeAll(answers): answers must be a non-empty array');
+    }
+    const ids = [];
+    const oks = [];
+    const payloads = [];
+    answers.forEach((answer, i) => {
+      const where = answers.length === 1 ? 'result' : `answers[${i}].result`;
+      if (answer === null || typeof answer !== 'object') throw new TypeError(`answers[${i}] must be an object`);
+      const { suspensionId, result } = answer;
+      if (typeof suspensionId !== 'string') throw new TypeError('suspensionId must be a string');
+      if (result === null || typeof result !== 'object' || typeof result.success !== 'boolean') {
+        throw new TypeError(`${where} must be { success: true, value } or { success: false, error }`);
+      }
+      ids.push(suspensionId);
+      oks.push(result.success);
+      if (result.success) {
+        checkCrossable(result.value, `${where}.value`);
+        payloads.push(encodeAnswer(result.value, where));
+      } else {
+        payloads.push(packr.pack(errorMessage(result.error)));
+      }
+    });
+    return packr.unpack(await this.#native.resume(ids, oks, payloads));
+  }
+
+  // Drops a suspended execution (its sandbox goes back to the pool); true
+  // when the id named one.
+  async cancelSuspended(suspensionId) {
+    if (typeof suspensionId !== 'string') throw new TypeError('suspensionId must be a string');
+    return this.#native.cancelSuspended(suspensionId);
+  }
+
   getStats() {
     const s = this.#native.stats();
-    const byCode = s.executionsByCode;
-    const success = byCode.OK ?? 0;
-    const errors = {};
-    for (const [code, n] of Object.entries(byCode)) if (code !== 'OK') errors[code] = n;
     return {
       totalExecutions: s.totalExecutions,
       activeInstances: s.activeInstances,
@@ -169,9 +237,10 @@ class NexusRuntime {
       liveInstances: s.liveInstances,
       queuedExecutions: s.queuedExecutions,
       inFlightExecutions: s.inFlight,
+      suspendedExecutions: s.suspendedExecutions,
       workers: s.workers,
-      executionsByStatus: { success, error: s.totalExecutions - success },
-      errorsByCode: errors,
+      executionsByStatus: { success: s.successes, error: s.errors, suspended: s.suspensions },
+      errorsByCode: { ...s.executionsByCode },
     };
   }
 
@@ -181,4 +250,4 @@ class NexusRuntime {
   }
 }
 
-module.exports = { NexusRuntime, validateConfig };
+module.exports = { NexusRuntime, WasmSandboxExecutor, validateConfig, inferCapabilities, ...errors };

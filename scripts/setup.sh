@@ -1,6 +1,7 @@
 #!/bin/sh
-# One-time setup on a fresh Debian machine: system packages the build needs
-# (installed with apt only when missing), npm dependencies, then the addon.
+# One-time setup on a fresh Debian machine: system packages the build and the
+# tests need (prometheus only for its promtool), installed with apt only when
+# missing, npm dependencies, then the addon.
 # Safe to run again: it skips what is already there.
 set -e
 cd "$(dirname "$0")/.."
@@ -11,12 +12,13 @@ command -v wasm2c >/dev/null 2>&1 || need="$need wabt"
 command -v make >/dev/null 2>&1 || need="$need make"
 command -v gcc >/dev/null 2>&1 || need="$need gcc"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
+command -v promtool >/dev/null 2>&1 || need="$need prometheus"
 if [ -n "$need" ]; then
   echo "setup: installing$need"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $need >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $need >/dev/null
 fi
 
 if [ ! -d node_modules/quickjs-wasi ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "config.h"
+#include "mpack.h"
 #include "runtime.h"
+#include "suspend.h"
 
 typedef struct {
   napi_env env;
@@ -97,7 +99,15 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
     nx_job_free(job);
     return;
   }
-  if (job->result &&
+  if (job->reject_code) {
+    napi_value code;
+    if (napi_create_string_utf8(env, job->reject_message, NAPI_AUTO_LENGTH, &msg) == napi_ok &&
+        napi_create_error(env, NULL, msg, &err) == napi_ok) {
+      if (napi_create_string_utf8(env, job->reject_code, NAPI_AUTO_LENGTH, &code) == napi_ok)
+        napi_set_named_property(env, err, "code", code);
+      napi_reject_deferred(env, deferred, err);
+    }
+  } else if (job->result &&
       napi_create_external_buffer(env, job->result_len, job->result, free_result, NULL,
                                   &buf) == napi_ok) {
     job->result = NULL; /* owned by the buffer now */
@@ -170,6 +180,10 @@ static int read_config(napi_env env, napi_value obj, nx_config_t *cfg) {
   if (r) cfg->stack_size = (uint64_t)v;
   if ((r = get_number(env, obj, "defaultTimeoutMs", 1, 3600000, &v)) < 0) return -1;
   if (r) cfg->default_timeout_ms = (uint32_t)v;
+  if ((r = get_number(env, obj, "suspensionTimeoutMs", 1, 86400000, &v)) < 0) return -1;
+  if (r) cfg->suspension_timeout_ms = (uint32_t)v;
+  if ((r = get_number(env, obj, "maxSuspended", 0, 1000000, &v)) < 0) return -1;
+  if (r) cfg->max_suspended = (uint32_t)v;
   if (cfg->min_instances > cfg->max_instances) {
     napi_throw_range_error(env, NULL, "config.minInstances must not exceed config.maxInstances");
     return -1;
@@ -257,6 +271,16 @@ fail:
   return NULL;
 }
 
+/* Counts a job the JS thread now waits for: while any is in flight the
+ * threadsafe function and the wrapper object keep the process alive. */
+static int track(napi_env env, nx_addon_rt_t *a) {
+  uint32_t refs;
+  if (a->inflight++ == 0 && (napi_ref_threadsafe_function(env, a->tsfn) != napi_ok ||
+                             napi_reference_ref(env, a->self, &refs) != napi_ok))
+    return -1;
+  return 0;
+}
+
 /* execute(code: string, context: Buffer, timeoutMs: number) -> Promise<Buffer> */
 static napi_value rt_execute(napi_env env, napi_callback_info info) {
   size_t argc = 3, len = 0;
@@ -267,7 +291,6 @@ static napi_value rt_execute(napi_env env, napi_callback_info info) {
   void *ctx_data = NULL;
   double timeout = 0;
   bool is_buf = false;
-  uint32_t refs;
 
   if (a == NULL) return NULL;
   if (a->closing) return rejected(env, "SHUT_DOWN", "runtime is shut down");
@@ -296,10 +319,7 @@ static napi_value rt_execute(napi_env env, napi_callback_info info) {
   if (job->context_len) memcpy(job->context, ctx_data, job->context_len);
   job->timeout_ms = (uint32_t)timeout;
   CHECK(napi_create_promise(env, (napi_deferred *)&job->data, &promise));
-  if (a->inflight++ == 0) {
-    CHECK(napi_ref_threadsafe_function(env, a->tsfn));
-    CHECK(napi_reference_ref(env, a->self, &refs));
-  }
+  CHECK(track(env, a) == 0 ? napi_ok : napi_generic_failure);
   if (nx_runtime_submit(a->rt, job) != 0) {
     /* Unreachable while closing is checked above; keep the promise honest. */
     napi_value msg, err;
@@ -318,6 +338,147 @@ fail:
   nx_job_free(job);
   throw_last_error(env, "execute failed");
   return NULL;
+}
+
+/* resume(ids: string[], oks: boolean[], payloads: Buffer[]) -> Promise<Buffer>
+ * Each payload is the MessagePack of the call's value (ok) or of its error
+ * message. Every id must belong to the same suspended execution. */
+static napi_value rt_resume(napi_env env, napi_callback_info info) {
+  size_t argc = 3, total = 0, at = 0;
+  napi_value argv[3], promise;
+  nx_addon_rt_t *a = unwrap(env, info, &argc, argv);
+  uint8_t (*ids)[NX_SUSPENSION_ID_BYTES] = NULL;
+  nx_job_t *job = NULL;
+  uint32_t n = 0, i;
+  bool is_array = false;
+  const char *bad = NULL;
+
+  if (a == NULL) return NULL;
+  if (argc < 3 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[0], &n) != napi_ok || n == 0 || n > 100000) {
+    napi_throw_type_error(env, NULL, "resume(ids, oks, payloads): ids must be a non-empty array");
+    return NULL;
+  }
+  if (a->closing) return rejected(env, "SUSPENSION_NOT_FOUND", "runtime is shut down");
+  job = calloc(1, sizeof *job);
+  ids = calloc(n, sizeof *ids);
+  if (job == NULL || ids == NULL) goto oom;
+  job->answers = calloc(n, sizeof *job->answers);
+  if (job->answers == NULL) goto oom;
+  job->nanswers = n;
+  /* First pass: ids, flags and sizes; the bytes are copied in the second. */
+  for (i = 0; i < n; i++) {
+    napi_value v, ok, buf;
+    char hex[2 * NX_SUSPENSION_ID_BYTES + 2];
+    size_t len = 0;
+    bool flag = false, is_buf = false;
+    void *data;
+    CHECK(napi_get_element(env, argv[0], i, &v));
+    if (napi_get_value_string_utf8(env, v, hex, sizeof hex, &len) != napi_ok ||
+        nx_susp_parse_id(hex, len, ids[i]) != 0) {
+      bad = "SUSPENSION_NOT_FOUND";
+      break;
+    }
+    CHECK(napi_get_element(env, argv[1], i, &ok));
+    CHECK(napi_get_element(env, argv[2], i, &buf));
+    if (napi_get_value_bool(env, ok, &flag) != napi_ok ||
+        napi_is_buffer(env, buf, &is_buf) != napi_ok || !is_buf) {
+      napi_throw_type_error(env, NULL, "resume(ids, oks, payloads): oks must be booleans and payloads Buffers");
+      goto fail_quiet;
+    }
+    CHECK(napi_get_buffer_info(env, buf, &data, &len));
+    /* Untrusted bytes: validated here, before any call is claimed, so a bad
+     * answer leaves the suspension resumable. */
+    if (nx_mp_validate(data, len, 32) != 0) {
+      napi_throw_type_error(env, NULL, "resume: a payload is not one MessagePack value nested at most 32 levels");
+      goto fail_quiet;
+    }
+    job->answers[i].ok = flag;
+    job->answers[i].len = len;
+    total += len;
+  }
+  if (bad) {
+    free(ids);
+    nx_job_free(job);
+    return rejected(env, bad, "No suspended execution has this suspension id");
+  }
+  job->answer_bytes = malloc(total ? total : 1);
+  if (job->answer_bytes == NULL) goto oom;
+  for (i = 0; i < n; i++) {
+    napi_value buf;
+    void *data;
+    size_t len;
+    CHECK(napi_get_element(env, argv[2], i, &buf));
+    CHECK(napi_get_buffer_info(env, buf, &data, &len));
+    if (len != job->answers[i].len) goto fail; /* changed under us: getters */
+    memcpy(job->answer_bytes + at, data, len);
+    job->answers[i].bytes = job->answer_bytes + at;
+    at += len;
+  }
+  CHECK(napi_create_promise(env, (napi_deferred *)&job->data, &promise));
+  switch (nx_runtime_resume(a->rt, job, (const uint8_t(*)[NX_SUSPENSION_ID_BYTES])ids)) {
+    case NX_RESUME_OK:
+      free(ids);
+      if (track(env, a) != 0) {
+        throw_last_error(env, "resume failed");
+        return NULL; /* the job is queued: its completion settles the promise */
+      }
+      return promise;
+    case NX_RESUME_MIXED:
+      bad = "these suspension ids belong to different executions";
+      break;
+    case NX_RESUME_STOPPING:
+      bad = "runtime is shut down";
+      break;
+    case NX_RESUME_NOMEM:
+      bad = "out of memory";
+      break;
+    default:
+      bad = "No suspended execution has this suspension id (unknown, expired, already resumed or discarded)";
+  }
+  {
+    napi_value msg, err, code;
+    CHECK(napi_create_string_utf8(env, bad, NAPI_AUTO_LENGTH, &msg));
+    CHECK(napi_create_error(env, NULL, msg, &err));
+    CHECK(napi_create_string_utf8(env, "SUSPENSION_NOT_FOUND", NAPI_AUTO_LENGTH, &code));
+    CHECK(napi_set_named_property(env, err, "code", code));
+    CHECK(napi_reject_deferred(env, job->data, err));
+  }
+  free(ids);
+  nx_job_free(job);
+  return promise;
+oom:
+  free(ids);
+  nx_job_free(job);
+  napi_throw_error(env, NULL, "out of memory");
+  return NULL;
+fail:
+  throw_last_error(env, "resume failed");
+fail_quiet:
+  free(ids);
+  nx_job_free(job);
+  return NULL;
+}
+
+/* cancelSuspended(id: string) -> boolean */
+static napi_value rt_cancel_suspended(napi_env env, napi_callback_info info) {
+  size_t argc = 1, len = 0;
+  napi_value argv[1], result;
+  nx_addon_rt_t *a = unwrap(env, info, &argc, argv);
+  uint8_t id[NX_SUSPENSION_ID_BYTES];
+  char hex[2 * NX_SUSPENSION_ID_BYTES + 2];
+  int found = 0;
+
+  if (a == NULL) return NULL;
+  if (argc >= 1 && a->rt && !a->closed &&
+      napi_get_value_string_utf8(env, argv[0], hex, sizeof hex, &len) == napi_ok &&
+      nx_susp_parse_id(hex, len, id) == 0)
+    found = nx_runtime_cancel_suspended(a->rt, id);
+  if (napi_get_boolean(env, found, &result) != napi_ok) {
+    throw_last_error(env, "cancelSuspended failed");
+    return NULL;
+  }
+  return result;
 }
 
 static int set_num(napi_env env, napi_value obj, const char *name, double v) {
@@ -347,11 +508,15 @@ static napi_value rt_stats(napi_env env, napi_callback_info info) {
       set_num(env, obj, "queuedExecutions", s.queued) ||
       set_num(env, obj, "workers", s.workers) ||
       set_num(env, obj, "inFlight", a->inflight) ||
+      set_num(env, obj, "suspendedExecutions", s.suspended) ||
+      set_num(env, obj, "successes", (double)s.by_status[NX_STATUS_SUCCESS]) ||
+      set_num(env, obj, "errors", (double)s.by_status[NX_STATUS_ERROR]) ||
+      set_num(env, obj, "suspensions", (double)s.by_status[NX_STATUS_SUSPENDED]) ||
       set_num(env, obj, "totalMemoryBytes", (double)s.memory) ||
       set_num(env, obj, "avgExecutionTimeUs",
               s.total ? (double)s.duration_us_sum / (double)s.total : 0))
     goto fail;
-  for (i = 0; i < NX_E__COUNT; i++)
+  for (i = 1; i < NX_E__COUNT; i++)
     if (s.by_code[i] && set_num(env, by, nx_error_name((nx_error_code_t)i), (double)s.by_code[i]))
       goto fail;
   CHECK(napi_set_named_property(env, obj, "executionsByCode", by));
@@ -395,6 +560,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor methods[] = {
       {"execute", NULL, rt_execute, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, rt_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"resume", NULL, rt_resume, NULL, NULL, NULL, napi_default, NULL},
+      {"cancelSuspended", NULL, rt_cancel_suspended, NULL, NULL, NULL, napi_default, NULL},
       {"shutdown", NULL, rt_shutdown, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value cls;

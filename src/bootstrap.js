@@ -1,12 +1,14 @@
 // Evaluated once per sandbox, before any handler. Receives the host
-// functions and returns { run, error }; nothing it touches is reachable from
+// functions and returns { run, error, settle }; nothing it touches is reachable from
 // handler code except the globals run() passes in. Every check that grants
 // or records anything happens in the host (src/hostcalls.c).
 (function (host) {
   'use strict';
-  const { stateGet, stateSet, stateDelete, stateHas, stateKeys, emit, view, log } = host;
+  const { stateGet, stateSet, stateDelete, stateHas, stateKeys, emit, view, log, extCall } = host;
   const freeze = Object.freeze;
   const ProxyCtor = Proxy;
+  const PromiseCtor = Promise;
+  const objectKeys = Object.keys;
   const ErrorCtor = Error;
   const TypeErrorCtor = TypeError;
   const StringCtor = String;
@@ -95,11 +97,47 @@
   $log.debug = logger('debug');
   freeze($log);
 
-  const $ext = freeze({ __proto__: null });
+  // $ext calls: the host records the call (checking the capability and
+  // copying the arguments) and returns its index; the promise settles when
+  // the host answers through settle(). Null-prototype holders, so nothing a
+  // handler patches on Object.prototype is consulted.
+  let resolvers = { __proto__: null };
+  const callExt = (name, method, args) => {
+    const call = extCall(name, method, args);
+    return new PromiseCtor((resolve, reject) => {
+      resolvers[call] = { __proto__: null, resolve, reject };
+    });
+  };
+  const noExt = freeze({ __proto__: null });
+  const makeExt = (registry) => {
+    const ext = { __proto__: null };
+    const names = objectKeys(registry);
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i];
+      const methods = registry[name];
+      const api = { __proto__: null };
+      for (let j = 0; j < methods.length; j++) {
+        const method = methods[j];
+        api[method] = function (...args) { return callExt(name, method, args); };
+      }
+      ext[name] = freeze(api);
+    }
+    return freeze(ext);
+  };
 
-  function run(fn, args, scope) {
+  function run(fn, args, scope, registry) {
     const $state = new ProxyCtor({}, stateHandler);
+    const $ext = registry === undefined ? noExt : makeExt(registry);
+    resolvers = { __proto__: null };
     return fn($state, args, scope, $emit, $view, $ext, $log);
+  }
+
+  function settle(call, ok, value) {
+    const r = resolvers[call];
+    if (r === undefined) return;
+    resolvers[call] = undefined;
+    if (ok) r.resolve(value);
+    else r.reject(new ErrorCtor(StringCtor(value)));
   }
 
   function error(isType, message, code) {
@@ -108,5 +146,5 @@
     return e;
   }
 
-  return { run, error };
+  return { run, error, settle };
 })

@@ -11,6 +11,8 @@ void nx_config_defaults(nx_config_t *cfg) {
   cfg->memory_limit = 32u << 20;
   cfg->stack_size = 8u << 20;
   cfg->default_timeout_ms = 5000;
+  cfg->suspension_timeout_ms = 30000;
+  cfg->max_suspended = 1000;
 }
 
 uint64_t nx_config_memory_reserve(const nx_config_t *cfg) {

@@ -13,6 +13,8 @@ typedef struct {
   uint64_t memory_limit;       /* QuickJS heap limit per sandbox, bytes */
   uint64_t stack_size;         /* worker thread stack, bytes */
   uint32_t default_timeout_ms; /* used when a call passes 0 */
+  uint32_t suspension_timeout_ms; /* parked executions not resumed by then are dropped */
+  uint32_t max_suspended;      /* parked executions at most */
 } nx_config_t;
 
 void nx_config_defaults(nx_config_t *cfg);

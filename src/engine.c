@@ -152,7 +152,7 @@ static void failure_from_value(nx_exec_t *ex, nx_jsval_t reason,
   if (sb->interrupted) {
     char msg[96];
     snprintf(msg, sizeof msg, "Execution timed out after %u ms",
-             (unsigned)((sb->deadline_ns - ex->start_ns) / 1000000u));
+             (unsigned)(ex->timeout_ns / 1000000u));
     fail_with(f, NX_E_TIMEOUT, msg);
     return;
   }
@@ -211,12 +211,16 @@ static void pack_str(msgpack_packer *pk, const char *s) {
 #define SNIPPET_BEFORE 60u
 #define SNIPPET_WIDTH 160u
 
-static void pack_snippet(msgpack_packer *pk, const nx_exec_request_t *req,
-                         uint32_t line, uint32_t column) {
-  const char *p = req->code, *end = req->code + req->code_len, *eol;
+static void pack_snippet(msgpack_packer *pk, const nx_exec_t *ex, uint32_t line,
+                         uint32_t column) {
+  const char *p = ex->code, *end = ex->code + ex->code_len, *eol;
   uint32_t l = 1, col0, from, len, i, k;
   char buf[2 * SNIPPET_WIDTH + 4];
 
+  if (p == NULL) {
+    msgpack_pack_nil(pk);
+    return;
+  }
   while (l < line && p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     if (nl == NULL) break;
@@ -245,8 +249,7 @@ static void pack_snippet(msgpack_packer *pk, const nx_exec_request_t *req,
   msgpack_pack_str_with_body(pk, buf, i);
 }
 
-static void pack_error(msgpack_packer *pk, const nx_failure_t *f,
-                       const nx_exec_request_t *req) {
+static void pack_error(msgpack_packer *pk, const nx_failure_t *f, const nx_exec_t *ex) {
   msgpack_pack_map(pk, 5);
   pack_str(pk, "code");
   pack_str(pk, nx_error_name(f->code));
@@ -266,7 +269,7 @@ static void pack_error(msgpack_packer *pk, const nx_failure_t *f,
     msgpack_pack_nil(pk);
   }
   pack_str(pk, "snippet");
-  if (f->line && req) pack_snippet(pk, req, f->line, f->column);
+  if (f->line) pack_snippet(pk, ex, f->line, f->column);
   else msgpack_pack_nil(pk);
 }
 
@@ -279,7 +282,7 @@ static void pack_metrics(msgpack_packer *pk, nx_exec_t *ex, uint64_t duration_us
                          uint64_t compile_us) {
   static const char *const calls[NX_HOSTCALL__COUNT] = {
       "state.get", "state.set", "emit", "view", "log"};
-  int i, n = 0;
+  uint32_t i, n = 0;
   msgpack_pack_map(pk, 6);
   pack_str(pk, "durationUs");
   msgpack_pack_uint64(pk, duration_us);
@@ -296,17 +299,79 @@ static void pack_metrics(msgpack_packer *pk, nx_exec_t *ex, uint64_t duration_us
   else msgpack_pack_false(pk);
   pack_str(pk, "hostCalls");
   for (i = 0; i < NX_HOSTCALL__COUNT; i++) n += ex->hostcalls[i] != 0;
-  msgpack_pack_map(pk, (size_t)n);
+  for (i = 0; i < ex->next_counts; i++) n += ex->ext_counts[i].count != 0;
+  msgpack_pack_map(pk, n);
   for (i = 0; i < NX_HOSTCALL__COUNT; i++) {
     if (!ex->hostcalls[i]) continue;
     pack_str(pk, calls[i]);
     msgpack_pack_uint64(pk, ex->hostcalls[i]);
   }
+  for (i = 0; i < ex->next_counts; i++) {
+    if (!ex->ext_counts[i].count) continue;
+    pack_str(pk, ex->ext_counts[i].name);
+    msgpack_pack_uint64(pk, ex->ext_counts[i].count);
+  }
+}
+
+void nx_exec_format_id(const uint8_t id[NX_SUSPENSION_ID_BYTES], char hex[2 * NX_SUSPENSION_ID_BYTES + 1]) {
+  static const char digits[] = "0123456789abcdef";
+  int i;
+  for (i = 0; i < NX_SUSPENSION_ID_BYTES; i++) {
+    hex[2 * i] = digits[id[i] >> 4];
+    hex[2 * i + 1] = digits[id[i] & 15];
+  }
+  hex[2 * NX_SUSPENSION_ID_BYTES] = 0;
+}
+
+static void pack_call(msgpack_packer *pk, const nx_ext_call_t *c) {
+  char hex[2 * NX_SUSPENSION_ID_BYTES + 1];
+  nx_exec_format_id(c->id, hex);
+  msgpack_pack_map(pk, 4);
+  pack_str(pk, "suspensionId");
+  pack_str(pk, hex);
+  pack_str(pk, "extensionName");
+  pack_str(pk, c->ext);
+  pack_str(pk, "method");
+  pack_str(pk, c->method);
+  pack_str(pk, "args");
+  msgpack_sbuffer_write(pk->data, (const char *)c->args, c->args_len);
+}
+
+/* Is the encoded value what the host last saw for this key? */
+static int same_as_base(const nx_state_slot_t *s, const char *bytes, size_t len) {
+  msgpack_unpacked now;
+  size_t off = 0;
+  int same;
+  if (s->has_base) return s->base && s->base_len == len && memcmp(s->base, bytes, len) == 0;
+  if (s->orig == NULL) return 0;
+  msgpack_unpacked_init(&now);
+  same = msgpack_unpack_next(&now, bytes, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+         nx_mp_equal(&now.data, s->orig);
+  msgpack_unpacked_destroy(&now);
+  return same;
+}
+
+/* After a suspended result the host has applied these values: later
+ * segments report changes against them. */
+static int remember_base(nx_state_slot_t *s, const char *bytes, size_t len) {
+  uint8_t *copy = NULL;
+  if (bytes) {
+    copy = malloc(len ? len : 1);
+    if (copy == NULL) return -1;
+    memcpy(copy, bytes, len);
+  }
+  free(s->base);
+  s->base = copy;
+  s->base_len = len;
+  s->has_base = 1;
+  return 0;
 }
 
 /* Encodes the state mutations in order of first change, then the keys that
- * were only read but whose object value the handler changed in place. */
-static int pack_mutations(nx_exec_t *ex, msgpack_sbuffer *out, nx_failure_t *f) {
+ * were only read but whose object value the handler changed in place. With
+ * `remember` (a suspension) the reported values become the new baselines. */
+static int pack_mutations(nx_exec_t *ex, msgpack_sbuffer *out, nx_failure_t *f,
+                          int remember) {
   nx_sandbox_t *sb = ex->sb;
   msgpack_packer pk;
   msgpack_sbuffer tmp;
@@ -326,27 +391,28 @@ static int pack_mutations(nx_exec_t *ex, msgpack_sbuffer *out, nx_failure_t *f) 
   n = ex->nchanges;
 
   /* In-place changes: re-encode each object read from $state and compare it
-   * with the snapshot. Appended after explicit writes, in key order. */
+   * with the baseline. Appended after explicit writes, in key order. */
   for (i = 0; i < ex->nslots; i++) {
     nx_state_slot_t *s = &ex->slots[i];
-    msgpack_unpacked now;
-    size_t off = 0;
-    int same;
     if (s->change >= 0 || !s->read || !s->loaded || nx_jsval_tag(s->value) != NX_TAG_OBJECT)
       continue;
     tmp.size = 0;
     nx_mp_encoder_init(enc, sb, &tpk, "stateMutations");
     nx_path_key(&enc->path, s->key, s->key_len);
-    if (nx_mp_encode(enc, s->value) != NX_MP_OK) {
-      s->change = (int32_t)(n + extra); /* reported below with its error */
-      order[n + extra++] = i;
-      continue;
-    }
-    msgpack_unpacked_init(&now);
-    same = msgpack_unpack_next(&now, tmp.data, tmp.size, &off) == MSGPACK_UNPACK_SUCCESS &&
-           s->orig && nx_mp_equal(&now.data, s->orig);
-    msgpack_unpacked_destroy(&now);
-    if (!same) {
+    if (nx_mp_encode(enc, s->value) != NX_MP_OK || !same_as_base(s, tmp.data, tmp.size)) {
+      /* Reading a key hands out its object; changing that object is a
+       * write, and needs the write capability like an assignment does. */
+      if (!nx_caps_allows(&ex->caps, NX_CAP_STATE_WRITE, s->key, s->key_len)) {
+        char msg[320];
+        snprintf(msg, sizeof msg,
+                 "Permission denied: $state.%.*s was changed in place without capability "
+                 "state:write:%.*s",
+                 (int)(s->key_len > 120 ? 120 : s->key_len), s->key,
+                 (int)(s->key_len > 120 ? 120 : s->key_len), s->key);
+        fail_with(f, NX_E_PERMISSION_DENIED, msg);
+        goto done;
+      }
+      /* An unencodable value is reported below, with its error. */
       s->change = (int32_t)(n + extra);
       order[n + extra++] = i;
     }
@@ -357,15 +423,20 @@ static int pack_mutations(nx_exec_t *ex, msgpack_sbuffer *out, nx_failure_t *f) 
   for (i = 0; i < n; i++) {
     nx_state_slot_t *s = &ex->slots[order[i]];
     char root[48];
+    size_t mark;
     msgpack_pack_map(&pk, s->deleted ? 2 : 3);
     pack_str(&pk, "key");
     msgpack_pack_str_with_body(&pk, s->key, s->key_len);
     pack_str(&pk, "operation");
     pack_str(&pk, s->deleted ? "delete" : "set");
-    if (s->deleted) continue;
+    if (s->deleted) {
+      if (remember && remember_base(s, NULL, 0) != 0) goto oom;
+      continue;
+    }
     pack_str(&pk, "value");
     snprintf(root, sizeof root, "stateMutations[%u].value", i);
     nx_mp_encoder_init(enc, sb, &pk, root);
+    mark = out->size;
     switch (nx_mp_encode(enc, s->value)) {
       case NX_MP_OK:
         break;
@@ -376,6 +447,11 @@ static int pack_mutations(nx_exec_t *ex, msgpack_sbuffer *out, nx_failure_t *f) 
         failure_from_exception(ex, NX_E_EXECUTION_ERROR, f);
         goto done;
     }
+    if (remember && remember_base(s, out->data + mark, out->size - mark) != 0) goto oom;
+  }
+  if (remember) {
+    for (i = 0; i < ex->nslots; i++) ex->slots[i].change = -1;
+    ex->nchanges = 0;
   }
   rc = 0;
   goto done;
@@ -388,25 +464,37 @@ done:
   return rc;
 }
 
-static int finish_result(nx_exec_t *ex, const nx_exec_request_t *req,
-                         const nx_failure_t *f, msgpack_sbuffer *retval,
-                         msgpack_sbuffer *mutations, uint64_t duration_us,
-                         uint64_t compile_us, char **out, size_t *out_len) {
+static int finish_result(nx_exec_t *ex, const nx_failure_t *f, nx_status_t status,
+                         msgpack_sbuffer *retval, msgpack_sbuffer *mutations,
+                         uint64_t duration_us, uint64_t compile_us, char **out,
+                         size_t *out_len) {
+  static const char *const names[NX_STATUS__COUNT] = {"success", "error", "suspended"};
   msgpack_sbuffer res;
   msgpack_packer pk;
-  int ok = f->code == NX_OK;
+  int ok = status != NX_STATUS_ERROR;
+  uint32_t i;
 
   msgpack_sbuffer_init(&res);
   msgpack_packer_init(&pk, &res, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 7);
+  msgpack_pack_map(&pk, status == NX_STATUS_SUSPENDED ? 8 : 7);
   pack_str(&pk, "status");
-  pack_str(&pk, ok ? "success" : "error");
-  if (ok) {
+  pack_str(&pk, names[status]);
+  if (status == NX_STATUS_SUCCESS) {
     pack_str(&pk, "returnValue");
     msgpack_sbuffer_write(&res, retval->data, retval->size);
-  } else {
+  } else if (status == NX_STATUS_ERROR) {
     pack_str(&pk, "error");
-    pack_error(&pk, f, req);
+    pack_error(&pk, f, ex);
+  } else {
+    const nx_ext_call_t *first = NULL;
+    for (i = 0; i < ex->ncalls && first == NULL; i++)
+      if (!ex->calls[i].answered) first = &ex->calls[i];
+    pack_str(&pk, "suspension");
+    pack_call(&pk, first);
+    pack_str(&pk, "pendingCalls");
+    msgpack_pack_array(&pk, ex->ncalls - ex->nanswered);
+    for (i = 0; i < ex->ncalls; i++)
+      if (!ex->calls[i].answered) pack_call(&pk, &ex->calls[i]);
   }
   /* A failed handler's effects are not applied: only its logs survive. */
   pack_str(&pk, "stateMutations");
@@ -428,6 +516,17 @@ static int finish_result(nx_exec_t *ex, const nx_exec_request_t *req,
   return 0;
 }
 
+static void out_list_init(nx_out_list_t *l) {
+  msgpack_sbuffer_init(&l->buf);
+  msgpack_packer_init(&l->pk, &l->buf, msgpack_sbuffer_write);
+  l->count = 0;
+}
+
+static void out_list_clear(nx_out_list_t *l) {
+  l->buf.size = 0;
+  l->count = 0;
+}
+
 int nx_engine_error_result(nx_error_code_t code, const char *message, char **out,
                            size_t *out_len) {
   nx_exec_t ex;
@@ -435,11 +534,11 @@ int nx_engine_error_result(nx_error_code_t code, const char *message, char **out
   int rc;
   memset(&ex, 0, sizeof ex);
   memset(&f, 0, sizeof f);
-  msgpack_sbuffer_init(&ex.events.buf);
-  msgpack_sbuffer_init(&ex.views.buf);
-  msgpack_sbuffer_init(&ex.logs.buf);
+  out_list_init(&ex.events);
+  out_list_init(&ex.views);
+  out_list_init(&ex.logs);
   fail_with(&f, code, message);
-  rc = finish_result(&ex, NULL, &f, NULL, NULL, 0, 0, out, out_len);
+  rc = finish_result(&ex, &f, NX_STATUS_ERROR, NULL, NULL, 0, 0, out, out_len);
   failure_free(&f);
   return rc;
 }
@@ -457,12 +556,6 @@ static const msgpack_object *map_get(const msgpack_object *map, const char *key)
       return &map->via.map.ptr[i].val;
   }
   return NULL;
-}
-
-static void out_list_init(nx_out_list_t *l) {
-  msgpack_sbuffer_init(&l->buf);
-  msgpack_packer_init(&l->pk, &l->buf, msgpack_sbuffer_write);
-  l->count = 0;
 }
 
 /* Decodes context.args / context.scope into a guest value; missing -> {}. */
@@ -492,13 +585,12 @@ static uint64_t hash_source(const char *s, size_t len) {
 }
 
 /* The sandbox's compiled function for this source, if it has one. */
-static nx_fn_entry_t *fn_cache_find(nx_sandbox_t *sb, const nx_exec_request_t *req,
-                                    uint64_t hash) {
+static nx_fn_entry_t *fn_cache_find(nx_sandbox_t *sb, const nx_exec_t *ex, uint64_t hash) {
   int i;
   for (i = 0; i < NX_FN_CACHE_SIZE; i++) {
     nx_fn_entry_t *e = &sb->fn_cache[i];
-    if (e->code && e->hash == hash && e->len == req->code_len &&
-        memcmp(e->code, req->code, req->code_len) == 0) {
+    if (e->code && e->hash == hash && e->len == ex->code_len &&
+        memcmp(e->code, ex->code, ex->code_len) == 0) {
       e->used = ++sb->fn_clock;
       return e;
     }
@@ -506,10 +598,10 @@ static nx_fn_entry_t *fn_cache_find(nx_sandbox_t *sb, const nx_exec_request_t *r
   return NULL;
 }
 
-static void fn_cache_store(nx_sandbox_t *sb, const nx_exec_request_t *req,
-                           uint64_t hash, nx_jsval_t fn) {
+static void fn_cache_store(nx_sandbox_t *sb, const nx_exec_t *ex, uint64_t hash,
+                           nx_jsval_t fn) {
   nx_fn_entry_t *victim = &sb->fn_cache[0];
-  char *copy = malloc(req->code_len + 1);
+  char *copy = malloc(ex->code_len + 1);
   int i;
   if (copy == NULL) return;
   for (i = 1; i < NX_FN_CACHE_SIZE && victim->code; i++)
@@ -519,20 +611,19 @@ static void fn_cache_store(nx_sandbox_t *sb, const nx_exec_request_t *req,
     free(victim->code);
     nx_sandbox_free_value(sb, victim->fn);
   }
-  memcpy(copy, req->code, req->code_len);
+  memcpy(copy, ex->code, ex->code_len);
   victim->hash = hash;
   victim->code = copy;
-  victim->len = req->code_len;
+  victim->len = ex->code_len;
   victim->fn = nx_sandbox_dup_value(sb, fn);
   victim->used = ++sb->fn_clock;
 }
 
-static nx_jsval_t compile_handler(nx_exec_t *ex, const nx_exec_request_t *req,
-                                  nx_failure_t *f) {
+static nx_jsval_t compile_handler(nx_exec_t *ex, nx_failure_t *f) {
   nx_sandbox_t *sb = ex->sb;
-  uint64_t hash = hash_source(req->code, req->code_len);
-  nx_fn_entry_t *hit = fn_cache_find(sb, req, hash);
-  size_t len = sizeof wrap_prefix - 1 + req->code_len + sizeof wrap_suffix - 1;
+  uint64_t hash = hash_source(ex->code, ex->code_len);
+  nx_fn_entry_t *hit = fn_cache_find(sb, ex, hash);
+  size_t len = sizeof wrap_prefix - 1 + ex->code_len + sizeof wrap_suffix - 1;
   char *src;
   uint32_t p;
   nx_jsval_t fn;
@@ -547,7 +638,7 @@ static nx_jsval_t compile_handler(nx_exec_t *ex, const nx_exec_request_t *req,
     return NX_EXCEPTION;
   }
   memcpy(src, wrap_prefix, sizeof wrap_prefix - 1);
-  memcpy(src + sizeof wrap_prefix - 1, req->code, req->code_len);
+  memcpy(src + sizeof wrap_prefix - 1, ex->code, ex->code_len);
   memcpy(src + len - (sizeof wrap_suffix - 1), wrap_suffix, sizeof wrap_suffix - 1);
   /* File name right after the source, in the same scratch copy. */
   memcpy(src + len, "\0" HANDLER_FILE, sizeof HANDLER_FILE);
@@ -568,7 +659,7 @@ static nx_jsval_t compile_handler(nx_exec_t *ex, const nx_exec_request_t *req,
               "Handler code must be the body of a function (it closed the wrapper)");
     return NX_EXCEPTION;
   }
-  fn_cache_store(sb, req, hash, fn);
+  fn_cache_store(sb, ex, hash, fn);
   return fn;
 }
 
@@ -585,6 +676,287 @@ static int drain_jobs(nx_exec_t *ex) {
   return r < 0 ? -1 : 0;
 }
 
+/* Calls a bootstrap function with up to four arguments. */
+static nx_jsval_t call_bootstrap(nx_sandbox_t *sb, nx_jsval_t fn, const nx_jsval_t *args,
+                                 uint32_t argc) {
+  uint32_t argv = nx_sandbox_slot_push(sb, argc);
+  nx_jsval_t r;
+  if (argv == 0) return NX_EXCEPTION;
+  memcpy(sb->inst.w2c_memory.data + argv, args, (size_t)argc * 8);
+  r = Q(JS_Call)(&sb->inst, sb->ctx, fn, NX_UNDEFINED, argc, argv);
+  nx_sandbox_slot_pop(sb, argc);
+  return r;
+}
+
+/* First segment: compile, decode the inputs, start the handler. */
+static int start_handler(nx_exec_t *ex, nx_failure_t *f) {
+  nx_sandbox_t *sb = ex->sb;
+  nx_jsval_t a[4] = {NX_UNDEFINED, NX_UNDEFINED, NX_UNDEFINED, NX_UNDEFINED};
+  uint64_t t = nx_now_ns();
+  int rc = -1, i;
+
+  a[0] = compile_handler(ex, f);
+  ex->compile_us = (nx_now_ns() - t) / 1000u;
+  if (nx_jsval_tag(a[0]) == NX_TAG_EXCEPTION) {
+    a[0] = NX_UNDEFINED;
+    goto done;
+  }
+  if (decode_field(ex, ex->args, "args", &a[1], f) != 0 ||
+      decode_field(ex, ex->scope, "scope", &a[2], f) != 0)
+    goto done;
+  if (ex->registry && ex->registry->type == MSGPACK_OBJECT_MAP && ex->registry->via.map.size &&
+      decode_field(ex, ex->registry, "extensionRegistry", &a[3], f) != 0)
+    goto done;
+  ex->promise = call_bootstrap(sb, sb->run, a, 4);
+  if (nx_jsval_tag(ex->promise) == NX_TAG_EXCEPTION) {
+    ex->promise = NX_UNDEFINED;
+    failure_from_exception(ex, NX_E_EXECUTION_ERROR, f);
+    goto done;
+  }
+  rc = 0;
+done:
+  for (i = 0; i < 4; i++) nx_sandbox_free_value(sb, a[i]);
+  return rc;
+}
+
+/* Resolves or rejects the guest promise of each answered call. */
+static int settle_calls(nx_exec_t *ex, const nx_answer_t *answers, uint32_t n,
+                        nx_failure_t *f) {
+  nx_sandbox_t *sb = ex->sb;
+  uint32_t i;
+  for (i = 0; i < n; i++) {
+    const nx_answer_t *an = &answers[i];
+    nx_ext_call_t *c = &ex->calls[an->call];
+    msgpack_unpacked msg;
+    nx_jsval_t a[3], r;
+    nx_path_t path;
+    char err[300];
+    size_t off = 0;
+    nx_mp_status_t st = NX_MP_UNCROSSABLE;
+
+    if (an->call >= ex->ncalls || c->answered) continue;
+    c->answered = 1;
+    ex->nanswered++;
+    a[0] = NX_INT(an->call);
+    a[1] = NX_BOOL(an->ok);
+    a[2] = NX_UNDEFINED;
+    snprintf(err, sizeof err, "the host's answer could not be read");
+    msgpack_unpacked_init(&msg);
+    if (msgpack_unpack_next(&msg, (const char *)an->bytes, an->len, &off) == MSGPACK_UNPACK_SUCCESS) {
+      nx_path_set(&path, "result.value");
+      st = nx_mp_decode(sb, &msg.data, &a[2], &path, err, sizeof err);
+    }
+    msgpack_unpacked_destroy(&msg);
+    if (st == NX_MP_GUEST) {
+      failure_from_exception(ex, NX_E_EXECUTION_ERROR, f);
+      return -1;
+    }
+    if (st == NX_MP_UNCROSSABLE) { /* reject the call rather than lose it */
+      uint32_t p = nx_sandbox_put(sb, err, strlen(err));
+      a[1] = NX_BOOL(0);
+      a[2] = p ? Q(JS_NewStringLen)(&sb->inst, sb->ctx, p, (uint32_t)strlen(err)) : NX_EXCEPTION;
+      if (nx_jsval_tag(a[2]) == NX_TAG_EXCEPTION) {
+        failure_from_exception(ex, NX_E_EXECUTION_ERROR, f);
+        return -1;
+      }
+    }
+    r = call_bootstrap(sb, sb->settle, a, 3);
+    nx_sandbox_free_value(sb, a[2]);
+    if (nx_jsval_tag(r) == NX_TAG_EXCEPTION) {
+      failure_from_exception(ex, NX_E_EXECUTION_ERROR, f);
+      return -1;
+    }
+    nx_sandbox_free_value(sb, r);
+  }
+  return 0;
+}
+
+/* The part of a segment that runs guest code. Kept out of nx_engine_run so
+ * no local lives across its setjmp. */
+static nx_status_t run_guarded(nx_exec_t *ex, int first, const nx_answer_t *answers,
+                               uint32_t n, nx_failure_t *f, msgpack_packer *rpk,
+                               msgpack_sbuffer *mutations) {
+  nx_sandbox_t *sb = ex->sb;
+  nx_status_t status = NX_STATUS_ERROR;
+  nx_jsval_t value;
+
+  if (first ? start_handler(ex, f) != 0 : settle_calls(ex, answers, n, f) != 0)
+    goto leave;
+  if (drain_jobs(ex) != 0) {
+    failure_from_exception(ex, NX_E_EXECUTION_ERROR, f);
+    goto leave;
+  }
+
+  switch ((int32_t)Q(JS_PromiseState)(&sb->inst, sb->ctx, ex->promise)) {
+    case 1: { /* fulfilled */
+      nx_mp_encoder_t *enc = malloc(sizeof *enc);
+      nx_mp_status_t st;
+      if (enc == NULL) {
+        fail_with(f, NX_E_INTERNAL_ERROR, "host out of memory");
+        break;
+      }
+      value = Q(JS_PromiseResult)(&sb->inst, sb->ctx, ex->promise);
+      nx_mp_encoder_init(enc, sb, rpk, "returnValue");
+      st = nx_mp_encode(enc, value);
+      nx_sandbox_free_value(sb, value);
+      if (st == NX_MP_UNCROSSABLE) fail_with(f, NX_E_EXECUTION_ERROR, enc->err);
+      else if (st == NX_MP_GUEST) failure_from_exception(ex, NX_E_EXECUTION_ERROR, f);
+      free(enc);
+      if (st == NX_MP_OK && pack_mutations(ex, mutations, f, 0) == 0) status = NX_STATUS_SUCCESS;
+      break;
+    }
+    case 2: /* rejected */
+      value = Q(JS_PromiseResult)(&sb->inst, sb->ctx, ex->promise);
+      failure_from_value(ex, value, NX_E_EXECUTION_ERROR, f);
+      nx_sandbox_free_value(sb, value);
+      break;
+    case 0:
+      if (sb->interrupted) failure_from_value(ex, NX_UNDEFINED, NX_E_TIMEOUT, f);
+      else if (ex->nanswered < ex->ncalls) {
+        if (pack_mutations(ex, mutations, f, 1) == 0) status = NX_STATUS_SUSPENDED;
+      } else
+        fail_with(f, NX_E_EXECUTION_ERROR,
+                  "Handler never settled: it awaited a promise that nothing can resolve");
+      break;
+    default:
+      fail_with(f, NX_E_INTERNAL_ERROR, "run() did not return a promise");
+  }
+
+leave:
+  if (sb->interrupted) sb->broken = 1;
+  return status;
+}
+
+static int parse_context(nx_exec_t *ex, nx_failure_t *f) {
+  size_t off = 0;
+  /* 32: msgpack-c's own parse-stack depth. */
+  if (nx_mp_validate(ex->context, ex->context_len, 32) != 0 ||
+      msgpack_unpack_next(&ex->ctx_msg, (const char *)ex->context, ex->context_len, &off) !=
+          MSGPACK_UNPACK_SUCCESS ||
+      off != ex->context_len || ex->ctx_msg.data.type != MSGPACK_OBJECT_MAP) {
+    fail_with(f, NX_E_INTERNAL_ERROR,
+              "context is not a MessagePack map (nested deeper than 32 levels?)");
+    return -1;
+  }
+  ex->state = map_get(&ex->ctx_msg.data, "stateSnapshot");
+  ex->args = map_get(&ex->ctx_msg.data, "args");
+  ex->scope = map_get(&ex->ctx_msg.data, "scope");
+  ex->registry = map_get(&ex->ctx_msg.data, "extensionRegistry");
+  if (nx_caps_parse(&ex->caps, map_get(&ex->ctx_msg.data, "capabilities")) != 0) {
+    fail_with(f, NX_E_INTERNAL_ERROR, "host out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+nx_exec_t *nx_exec_new(nx_sandbox_t *sb, const nx_config_t *cfg, char *code,
+                       size_t code_len, uint8_t *context, size_t context_len,
+                       uint32_t timeout_ms) {
+  nx_exec_t *ex = calloc(1, sizeof *ex);
+  if (ex == NULL) {
+    free(code);
+    free(context);
+    return NULL;
+  }
+  ex->sb = sb;
+  ex->cfg = cfg;
+  ex->code = code;
+  ex->code_len = code_len;
+  ex->context = context;
+  ex->context_len = context_len;
+  ex->promise = NX_UNDEFINED;
+  ex->guest_ok = 1;
+  ex->timeout_ns = (uint64_t)(timeout_ms ? timeout_ms : cfg->default_timeout_ms) * 1000000u;
+  ex->out_limit = cfg->memory_limit;
+  out_list_init(&ex->events);
+  out_list_init(&ex->views);
+  out_list_init(&ex->logs);
+  msgpack_unpacked_init(&ex->ctx_msg);
+  return ex;
+}
+
+/* Each result reports what happened since the previous one. */
+static void segment_begin(nx_exec_t *ex) {
+  uint32_t i;
+  out_list_clear(&ex->events);
+  out_list_clear(&ex->views);
+  out_list_clear(&ex->logs);
+  ex->out_bytes = 0;
+  ex->logs_truncated = 0;
+  memset(ex->hostcalls, 0, sizeof ex->hostcalls);
+  for (i = 0; i < ex->next_counts; i++) ex->ext_counts[i].count = 0;
+  ex->start_ns = nx_now_ns();
+  ex->interrupts0 = ex->sb->interrupts;
+}
+
+int nx_engine_run(nx_exec_t *ex, const nx_answer_t *answers, uint32_t nanswers,
+                  char **out, size_t *out_len, nx_exec_outcome_t *outcome) {
+  nx_sandbox_t *sb = ex->sb;
+  nx_failure_t f;
+  nx_wasm_guard_t guard;
+  msgpack_sbuffer retval, mutations;
+  msgpack_packer rpk;
+  volatile nx_status_t status = NX_STATUS_ERROR;
+  uint64_t seg_ns, left;
+  int first = !ex->started, trap, rc;
+
+  memset(&f, 0, sizeof f);
+  msgpack_sbuffer_init(&retval);
+  msgpack_sbuffer_init(&mutations);
+  msgpack_packer_init(&rpk, &retval, msgpack_sbuffer_write);
+  segment_begin(ex);
+  ex->started = 1;
+  if (first && parse_context(ex, &f) != 0) goto finish;
+  if (!ex->guest_ok) {
+    fail_with(&f, NX_E_INTERNAL_ERROR, "the execution's sandbox was lost");
+    goto finish;
+  }
+
+  sb->exec = ex;
+  sb->interrupted = 0;
+  sb->slots_top = 0;
+  /* The timeout counts run time only, not time spent suspended. */
+  left = ex->timeout_ns > ex->run_ns ? ex->timeout_ns - ex->run_ns : 0;
+  sb->deadline_ns = ex->start_ns + (left ? left : 1);
+
+  trap = NX_WASM_TRY(&guard);
+  if (trap != 0) {
+    /* The guest was interrupted mid-operation: never touch it again. */
+    ex->guest_ok = 0;
+    sb->broken = 1;
+    status = NX_STATUS_ERROR;
+    if (trap == WASM_RT_TRAP_EXHAUSTION)
+      fail_with(&f, NX_E_EXECUTION_ERROR, "RangeError: Maximum call stack size exceeded");
+    else {
+      char msg[96];
+      snprintf(msg, sizeof msg, "Sandbox trapped (%s); it was discarded", nx_wasm_trap_name(trap));
+      fail_with(&f, NX_E_INTERNAL_ERROR, msg);
+    }
+    goto finish;
+  }
+  status = run_guarded(ex, first, answers, nanswers, &f, &rpk, &mutations);
+  nx_wasm_leave(&guard);
+
+finish:
+  if (f.code != NX_OK) status = NX_STATUS_ERROR;
+  seg_ns = nx_now_ns() - ex->start_ns;
+  ex->run_ns += seg_ns;
+  rc = finish_result(ex, &f, status, &retval, &mutations, seg_ns / 1000u,
+                     first ? ex->compile_us : 0, out, out_len);
+  if (outcome) {
+    outcome->status = status;
+    outcome->code = status == NX_STATUS_ERROR ? f.code : NX_OK;
+    outcome->duration_us = seg_ns / 1000u;
+    outcome->compile_us = first ? ex->compile_us : 0;
+  }
+  sb->exec = NULL;
+  sb->deadline_ns = 0;
+  failure_free(&f);
+  msgpack_sbuffer_destroy(&retval);
+  msgpack_sbuffer_destroy(&mutations);
+  return rc;
+}
+
 /* Drops the guest references the execution holds. Inside a guard. */
 static void exec_release_guest(nx_exec_t *ex) {
   nx_sandbox_t *sb = ex->sb;
@@ -595,193 +967,43 @@ static void exec_release_guest(nx_exec_t *ex) {
       nx_sandbox_free_value(sb, ex->slots[i].value);
     }
   while (ex->nhost_errors > 0) nx_sandbox_free_value(sb, ex->host_errors[--ex->nhost_errors]);
+  nx_sandbox_free_value(sb, ex->promise);
+  ex->promise = NX_UNDEFINED;
 }
 
-static void exec_release_host(nx_exec_t *ex) {
+void nx_exec_free(nx_exec_t *ex, int release_guest) {
+  nx_wasm_guard_t guard;
   uint32_t i;
-  for (i = 0; i < ex->nslots; i++)
+  if (ex == NULL) return;
+  /* Freeing guest values after a trap would run the interrupted guest. */
+  if (release_guest && ex->guest_ok && ex->sb) {
+    if (NX_WASM_TRY(&guard) == 0) {
+      exec_release_guest(ex);
+      nx_wasm_leave(&guard);
+    } else {
+      ex->sb->broken = 1;
+    }
+  }
+  for (i = 0; i < ex->nslots; i++) {
     if (ex->slots[i].owned_key) free((char *)ex->slots[i].key);
+    free(ex->slots[i].base);
+  }
   free(ex->slots);
   free(ex->index);
+  for (i = 0; i < ex->ncalls; i++) {
+    free(ex->calls[i].ext);
+    free(ex->calls[i].method);
+    free(ex->calls[i].args);
+  }
+  free(ex->calls);
+  for (i = 0; i < ex->next_counts; i++) free(ex->ext_counts[i].name);
+  free(ex->ext_counts);
   nx_caps_free(&ex->caps);
   msgpack_sbuffer_destroy(&ex->events.buf);
   msgpack_sbuffer_destroy(&ex->views.buf);
   msgpack_sbuffer_destroy(&ex->logs.buf);
   msgpack_unpacked_destroy(&ex->ctx_msg);
-}
-
-/* The part of an execution that runs guest code. Kept out of
- * nx_engine_execute so no local lives across its setjmp. */
-static void run_guarded(nx_exec_t *ex, const nx_exec_request_t *req, nx_failure_t *f,
-                        msgpack_packer *rpk, msgpack_sbuffer *mutations,
-                        volatile uint64_t *compile_us) {
-  nx_sandbox_t *sb = ex->sb;
-  nx_jsval_t fn = NX_UNDEFINED, args = NX_UNDEFINED, scope = NX_UNDEFINED,
-             promise = NX_UNDEFINED, value;
-  uint32_t argv;
-
-  {
-    uint64_t t = nx_now_ns();
-    fn = compile_handler(ex, req, f);
-    *compile_us = (nx_now_ns() - t) / 1000u;
-  }
-  if (nx_jsval_tag(fn) == NX_TAG_EXCEPTION) goto leave;
-  if (decode_field(ex, ex->args, "args", &args, f) != 0 ||
-      decode_field(ex, ex->scope, "scope", &scope, f) != 0)
-    goto leave;
-
-  argv = nx_sandbox_slot_push(sb, 3);
-  if (argv == 0) {
-    fail_with(f, NX_E_INTERNAL_ERROR, "out of guest slots");
-    goto leave;
-  }
-  memcpy(sb->inst.w2c_memory.data + argv, &fn, 8);
-  memcpy(sb->inst.w2c_memory.data + argv + 8, &args, 8);
-  memcpy(sb->inst.w2c_memory.data + argv + 16, &scope, 8);
-  promise = Q(JS_Call)(&sb->inst, sb->ctx, sb->run, NX_UNDEFINED, 3, argv);
-  nx_sandbox_slot_pop(sb, 3);
-  if (nx_jsval_tag(promise) == NX_TAG_EXCEPTION) {
-    failure_from_exception(ex, NX_E_EXECUTION_ERROR, f);
-    goto leave;
-  }
-  if (drain_jobs(ex) != 0) {
-    failure_from_exception(ex, NX_E_EXECUTION_ERROR, f);
-    goto leave;
-  }
-
-  switch ((int32_t)Q(JS_PromiseState)(&sb->inst, sb->ctx, promise)) {
-    case 1: { /* fulfilled */
-      nx_mp_encoder_t *enc = malloc(sizeof *enc);
-      nx_mp_status_t st;
-      if (enc == NULL) {
-        fail_with(f, NX_E_INTERNAL_ERROR, "host out of memory");
-        break;
-      }
-      value = Q(JS_PromiseResult)(&sb->inst, sb->ctx, promise);
-      nx_mp_encoder_init(enc, sb, rpk, "returnValue");
-      st = nx_mp_encode(enc, value);
-      nx_sandbox_free_value(sb, value);
-      if (st == NX_MP_UNCROSSABLE) fail_with(f, NX_E_EXECUTION_ERROR, enc->err);
-      else if (st == NX_MP_GUEST) failure_from_exception(ex, NX_E_EXECUTION_ERROR, f);
-      free(enc);
-      if (st == NX_MP_OK) pack_mutations(ex, mutations, f);
-      break;
-    }
-    case 2: /* rejected */
-      value = Q(JS_PromiseResult)(&sb->inst, sb->ctx, promise);
-      failure_from_value(ex, value, NX_E_EXECUTION_ERROR, f);
-      nx_sandbox_free_value(sb, value);
-      break;
-    case 0:
-      if (sb->interrupted) failure_from_value(ex, NX_UNDEFINED, NX_E_TIMEOUT, f);
-      else
-        fail_with(f, NX_E_EXECUTION_ERROR,
-                  "Handler never settled: it awaited a promise that nothing can resolve");
-      break;
-    default:
-      fail_with(f, NX_E_INTERNAL_ERROR, "run() did not return a promise");
-  }
-
-leave:
-  nx_sandbox_free_value(sb, fn);
-  nx_sandbox_free_value(sb, args);
-  nx_sandbox_free_value(sb, scope);
-  nx_sandbox_free_value(sb, promise);
-  if (sb->interrupted) sb->broken = 1;
-}
-
-int nx_engine_execute(nx_sandbox_t *sb, const nx_config_t *cfg,
-                      const nx_exec_request_t *req, char **out, size_t *out_len,
-                      nx_exec_outcome_t *outcome) {
-  nx_exec_t ex;
-  nx_failure_t f;
-  nx_wasm_guard_t guard;
-  msgpack_sbuffer retval, mutations;
-  msgpack_packer rpk;
-  volatile int guest_ok = 1;
-  volatile uint64_t compile_us = 0;
-  uint64_t duration_us;
-  size_t off = 0;
-  int trap, rc;
-
-  memset(&ex, 0, sizeof ex);
-  memset(&f, 0, sizeof f);
-  ex.sb = sb;
-  ex.cfg = cfg;
-  ex.start_ns = nx_now_ns();
-  ex.interrupts0 = sb->interrupts;
-  ex.out_limit = cfg->memory_limit;
-  out_list_init(&ex.events);
-  out_list_init(&ex.views);
-  out_list_init(&ex.logs);
-  msgpack_sbuffer_init(&retval);
-  msgpack_sbuffer_init(&mutations);
-  msgpack_packer_init(&rpk, &retval, msgpack_sbuffer_write);
-  msgpack_unpacked_init(&ex.ctx_msg);
-
-  /* 32: msgpack-c's own parse-stack depth. */
-  if (nx_mp_validate(req->context, req->context_len, 32) != 0 ||
-      msgpack_unpack_next(&ex.ctx_msg, (const char *)req->context, req->context_len, &off) !=
-          MSGPACK_UNPACK_SUCCESS ||
-      off != req->context_len || ex.ctx_msg.data.type != MSGPACK_OBJECT_MAP) {
-    fail_with(&f, NX_E_INTERNAL_ERROR,
-              "context is not a MessagePack map (nested deeper than 32 levels?)");
-    goto finish;
-  }
-  ex.state = map_get(&ex.ctx_msg.data, "stateSnapshot");
-  ex.args = map_get(&ex.ctx_msg.data, "args");
-  ex.scope = map_get(&ex.ctx_msg.data, "scope");
-  if (nx_caps_parse(&ex.caps, map_get(&ex.ctx_msg.data, "capabilities")) != 0) {
-    fail_with(&f, NX_E_INTERNAL_ERROR, "host out of memory");
-    goto finish;
-  }
-
-  sb->exec = &ex;
-  sb->interrupted = 0;
-  sb->slots_top = 0;
-  sb->deadline_ns = ex.start_ns +
-                    (uint64_t)(req->timeout_ms ? req->timeout_ms : cfg->default_timeout_ms) * 1000000u;
-
-  trap = NX_WASM_TRY(&guard);
-  if (trap != 0) {
-    /* The guest was interrupted mid-operation: never touch it again. */
-    guest_ok = 0;
-    sb->broken = 1;
-    if (trap == WASM_RT_TRAP_EXHAUSTION)
-      fail_with(&f, NX_E_EXECUTION_ERROR, "RangeError: Maximum call stack size exceeded");
-    else {
-      char msg[96];
-      snprintf(msg, sizeof msg, "Sandbox trapped (%s); it was discarded", nx_wasm_trap_name(trap));
-      fail_with(&f, NX_E_INTERNAL_ERROR, msg);
-    }
-    goto finish;
-  }
-
-  run_guarded(&ex, req, &f, &rpk, &mutations, &compile_us);
-  nx_wasm_leave(&guard);
-
-finish:
-  duration_us = (nx_now_ns() - ex.start_ns) / 1000u;
-  rc = finish_result(&ex, req, &f, &retval, &mutations, duration_us, compile_us, out, out_len);
-  if (outcome) {
-    outcome->code = f.code;
-    outcome->duration_us = duration_us;
-    outcome->compile_us = compile_us;
-  }
-  sb->exec = NULL;
-  sb->deadline_ns = 0;
-  /* Freeing guest values after a trap would run the interrupted guest. */
-  if (guest_ok) {
-    if (NX_WASM_TRY(&guard) == 0) {
-      exec_release_guest(&ex);
-      nx_wasm_leave(&guard);
-    } else {
-      sb->broken = 1;
-    }
-  }
-  exec_release_host(&ex);
-  failure_free(&f);
-  msgpack_sbuffer_destroy(&retval);
-  msgpack_sbuffer_destroy(&mutations);
-  return rc;
+  free(ex->code);
+  free(ex->context);
+  free(ex);
 }

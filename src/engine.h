@@ -1,6 +1,8 @@
-/* The engine runs one execution in a sandbox: decode the context, compile
- * the handler, run it and its promise jobs under the deadline, and encode
- * the result (MessagePack, the contract's WasmResult) for the caller. */
+/* The engine runs executions in a sandbox: decode the context, compile the
+ * handler, run it and its promise jobs under the deadline, and encode the
+ * result (MessagePack, the contract's WasmResult). An execution that awaits
+ * extension calls ends a segment "suspended"; its nx_exec_t lives on, parked
+ * with its sandbox, until the host answers the calls and runs it again. */
 #ifndef NX_ENGINE_H
 #define NX_ENGINE_H
 
@@ -23,6 +25,11 @@ typedef struct {
   nx_jsval_t value;             /* guest value once loaded or set */
   uint8_t loaded, read, deleted;
   int32_t change;               /* position in the change order, or -1 */
+  /* The value the host was last told about, once a suspended result has
+   * reported this key (before that, `orig` is the baseline). */
+  uint8_t *base;
+  size_t base_len;
+  uint8_t has_base;
 } nx_state_slot_t;
 
 /* A guest value that can only hold result output: the buffers the host
@@ -42,12 +49,49 @@ typedef enum {
   NX_HOSTCALL__COUNT
 } nx_hostcall_kind_t;
 
+typedef enum {
+  NX_STATUS_SUCCESS,
+  NX_STATUS_ERROR,
+  NX_STATUS_SUSPENDED,
+  NX_STATUS__COUNT
+} nx_status_t;
+
+#define NX_SUSPENSION_ID_BYTES 16
+
+/* One $ext call. `answered` belongs to the worker running the execution;
+ * `published` and `claimed` to the runtime's lock (suspension table). */
+typedef struct {
+  uint8_t id[NX_SUSPENSION_ID_BYTES];
+  char *ext, *method;    /* malloc'd, NUL-terminated */
+  uint8_t *args;         /* MessagePack array, copied at call time */
+  size_t args_len;
+  uint8_t answered, published, claimed;
+} nx_ext_call_t;
+
+/* Host calls counted by name for metrics.hostCalls ("ext.http.get"). */
+typedef struct {
+  char *name;
+  uint64_t count;
+} nx_named_count_t;
+
 struct nx_exec_s {
   nx_sandbox_t *sb;
   const nx_config_t *cfg;
+  char *code;               /* owned: the source, for snippets (NULL for bytecode) */
+  size_t code_len;
+  uint8_t *context;         /* owned: msgpack-c objects point into these bytes */
+  size_t context_len;
   msgpack_unpacked ctx_msg; /* the decoded context; owns its zone */
-  const msgpack_object *state, *args, *scope;
+  const msgpack_object *state, *args, *scope, *registry;
   nx_caps_t caps;
+  int started;              /* the first segment ran */
+  nx_jsval_t promise;       /* the handler's promise while suspended */
+  uint64_t timeout_ns, run_ns; /* run time allowed and used so far */
+
+  nx_ext_call_t *calls;
+  uint32_t ncalls, calls_cap, nanswered;
+  nx_named_count_t *ext_counts;
+  uint32_t next_counts;
 
   nx_state_slot_t *slots;
   uint32_t nslots, slots_cap;
@@ -64,31 +108,54 @@ struct nx_exec_s {
   uint32_t nhost_errors;
 
   uint64_t hostcalls[NX_HOSTCALL__COUNT];
-  uint64_t start_ns;
+  uint64_t start_ns;         /* of the current segment */
   uint64_t interrupts0;
+  uint64_t compile_us;
   int cache_hit;             /* the sandbox had this handler compiled */
+  int guest_ok;              /* guest references may still be released */
+
+  /* Owned by the runtime, under its lock. */
+  struct nx_exec_s *park_prev, *park_next; /* parked list, oldest first */
+  uint64_t park_deadline_ns; /* discarded when not resumed by then */
+  uint64_t parked_bytes;     /* sandbox memory while parked */
+  struct nx_job_s *waiters;  /* resumes that arrived while a segment ran */
+  uint8_t parked, busy, counted, doomed;
 };
 
+/* The host's answer to one pending call: MessagePack of the value, or of
+ * the error message when !ok. */
 typedef struct {
-  const char *code;
-  size_t code_len;
-  const uint8_t *context;
-  size_t context_len;
-  uint32_t timeout_ms;
-} nx_exec_request_t;
+  uint32_t call;
+  int ok;
+  const uint8_t *bytes;
+  size_t len;
+} nx_answer_t;
 
 typedef struct {
-  nx_error_code_t code; /* NX_OK on success */
-  uint64_t duration_us;
+  nx_status_t status;
+  nx_error_code_t code; /* NX_OK unless status is NX_STATUS_ERROR */
+  uint64_t duration_us; /* this segment's */
   uint64_t compile_us;
 } nx_exec_outcome_t;
 
-/* Runs one execution. *out receives the MessagePack result (malloc'd, the
- * caller frees it); returns -1 only when even that could not be built.
- * Marks the sandbox broken when it must not be reused. */
-int nx_engine_execute(nx_sandbox_t *sb, const nx_config_t *cfg,
-                      const nx_exec_request_t *req, char **out, size_t *out_len,
-                      nx_exec_outcome_t *outcome);
+/* A new execution of `code` (owned from here on, like `context`). */
+nx_exec_t *nx_exec_new(nx_sandbox_t *sb, const nx_config_t *cfg, char *code,
+                       size_t code_len, uint8_t *context, size_t context_len,
+                       uint32_t timeout_ms);
+/* Runs the next segment: the start, or a resume with the host's answers.
+ * *out receives the MessagePack result (malloc'd, the caller frees it);
+ * returns -1 only when even that could not be built. When the outcome is
+ * not NX_STATUS_SUSPENDED the execution is over: free it. */
+int nx_engine_run(nx_exec_t *ex, const nx_answer_t *answers, uint32_t nanswers,
+                  char **out, size_t *out_len, nx_exec_outcome_t *outcome);
+/* Releases the execution's guest references (unless the guest is broken)
+ * and its host memory. The sandbox stays. Runs guest code when
+ * release_guest is set: worker threads only. */
+void nx_exec_free(nx_exec_t *ex, int release_guest);
+
+/* The 32 lowercase hex digits of a suspension id. */
+void nx_exec_format_id(const uint8_t id[NX_SUSPENSION_ID_BYTES],
+                       char hex[2 * NX_SUSPENSION_ID_BYTES + 1]);
 
 /* Builds a result for an execution that never reached a sandbox. */
 int nx_engine_error_result(nx_error_code_t code, const char *message,

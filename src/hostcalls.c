@@ -1,9 +1,11 @@
-/* Host functions behind the handler globals. The bootstrap does only the
+/* Host functions behind the handler globals ($state, $emit, $view, $log,
+ * $ext). The bootstrap does only the
  * JavaScript-shaped work (Proxy traps, argument objects); every decision
  * that grants or records something is made here, in the host. */
 #include "hostcalls.h"
 
 #include <stdio.h>
+#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,11 +14,15 @@
 
 const char *const nx_host_names[] = {
     "stateGet", "stateSet", "stateDelete", "stateHas", "stateKeys",
-    "emit",     "view",     "log",         NULL,
+    "emit",     "view",     "log",         "extCall",  NULL,
 };
 
 enum { H_STATE_GET, H_STATE_SET, H_STATE_DELETE, H_STATE_HAS, H_STATE_KEYS,
-       H_EMIT, H_VIEW, H_LOG, H__COUNT };
+       H_EMIT, H_VIEW, H_LOG, H_EXT_CALL, H__COUNT };
+
+/* Pending $ext calls one execution may have made in all: each costs host
+ * memory until the host answers it. */
+#define MAX_EXT_CALLS 10000
 
 #define KEY_STACK 128
 
@@ -464,6 +470,154 @@ done:
   return box;
 }
 
+/* ---- $ext ----------------------------------------------------------------- */
+
+/* Is `method` listed for extension `name` in the context's registry? The
+ * bootstrap only builds registered methods, but the host does not rely on
+ * the guest for anything it grants. */
+static int registry_has(const msgpack_object *reg, const char *name, size_t nlen,
+                        const char *method, size_t mlen) {
+  uint32_t i, j;
+  if (reg == NULL || reg->type != MSGPACK_OBJECT_MAP) return 0;
+  for (i = 0; i < reg->via.map.size; i++) {
+    const msgpack_object_kv *kv = &reg->via.map.ptr[i];
+    if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size != nlen ||
+        memcmp(kv->key.via.str.ptr, name, nlen) != 0 || kv->val.type != MSGPACK_OBJECT_ARRAY)
+      continue;
+    for (j = 0; j < kv->val.via.array.size; j++) {
+      const msgpack_object *m = &kv->val.via.array.ptr[j];
+      if (m->type == MSGPACK_OBJECT_STR && m->via.str.size == mlen &&
+          memcmp(m->via.str.ptr, method, mlen) == 0)
+        return 1;
+    }
+  }
+  return 0;
+}
+
+static char *dup_bytes(const char *s, size_t len) {
+  char *d = malloc(len + 1);
+  if (d) {
+    memcpy(d, s, len);
+    d[len] = 0;
+  }
+  return d;
+}
+
+/* Counts "ext.NAME.METHOD" for metrics.hostCalls. */
+static int count_ext(nx_exec_t *ex, const char *name, size_t nlen, const char *method,
+                     size_t mlen) {
+  char label[300];
+  nx_named_count_t *grown;
+  uint32_t i;
+  int n = snprintf(label, sizeof label, "ext.%.*s.%.*s", (int)(nlen > 120 ? 120 : nlen), name,
+                   (int)(mlen > 120 ? 120 : mlen), method);
+  for (i = 0; i < ex->next_counts; i++)
+    if (strcmp(ex->ext_counts[i].name, label) == 0) {
+      ex->ext_counts[i].count++;
+      return 0;
+    }
+  grown = realloc(ex->ext_counts, (ex->next_counts + 1) * sizeof *grown);
+  if (grown == NULL) return -1;
+  ex->ext_counts = grown;
+  grown[ex->next_counts].name = dup_bytes(label, (size_t)n);
+  if (grown[ex->next_counts].name == NULL) return -1;
+  grown[ex->next_counts++].count = 1;
+  return 0;
+}
+
+/* extCall(name, method, argsArray) -> call index. Checks the capability,
+ * copies the arguments out (MessagePack) and records a pending call. */
+static uint32_t call_ext(nx_sandbox_t *sb, nx_jsval_t *a) {
+  nx_exec_t *ex = sb->exec;
+  char nbuf[KEY_STACK], mbuf[KEY_STACK], *nheap = NULL, *mheap = NULL, *name, *method;
+  size_t nlen = 0, mlen = 0;
+  nx_mp_encoder_t *enc = NULL;
+  msgpack_sbuffer args;
+  msgpack_packer pk;
+  nx_ext_call_t *c;
+  uint32_t box = 0;
+  size_t got = 0;
+
+  msgpack_sbuffer_init(&args);
+  name = host_string(sb, a[0], nbuf, sizeof nbuf, &nlen, &nheap);
+  method = host_string(sb, a[1], mbuf, sizeof mbuf, &mlen, &mheap);
+  if (name == NULL || method == NULL) {
+    nx_host_throw(sb, NX_E_EXECUTION_ERROR, 1, "$ext: extension and method names must be strings");
+    goto done;
+  }
+  if (count_ext(ex, name, nlen, method, mlen) != 0) goto oom;
+  if (!nx_caps_allows(&ex->caps, NX_CAP_EXT, name, nlen)) {
+    throw_missing(sb, NX_CAP_EXT, name, nlen);
+    goto done;
+  }
+  if (!registry_has(ex->registry, name, nlen, method, mlen)) {
+    nx_host_throw(sb, NX_E_EXECUTION_ERROR, 1, "$ext: not a registered extension method");
+    goto done;
+  }
+  if (ex->ncalls >= MAX_EXT_CALLS) {
+    nx_host_throw(sb, NX_E_RESOURCE_LIMIT, 0, "Too many extension calls in one execution");
+    goto done;
+  }
+  enc = malloc(sizeof *enc);
+  if (enc == NULL) goto oom;
+  {
+    char root[300];
+    snprintf(root, sizeof root, "$ext.%.*s.%.*s() arguments", (int)(nlen > 100 ? 100 : nlen),
+             name, (int)(mlen > 100 ? 100 : mlen), method);
+    msgpack_packer_init(&pk, &args, msgpack_sbuffer_write);
+    nx_mp_encoder_init(enc, sb, &pk, root);
+  }
+  switch (nx_mp_encode(enc, a[2])) {
+    case NX_MP_OK: break;
+    case NX_MP_UNCROSSABLE:
+      nx_host_throw(sb, NX_E_EXECUTION_ERROR, 1, enc->err);
+      goto done;
+    default:
+      goto done; /* the guest's exception is pending */
+  }
+  if (ex->out_bytes + args.size > ex->out_limit) {
+    nx_host_throw(sb, NX_E_RESOURCE_LIMIT, 0, "Output limit exceeded by extension call arguments");
+    goto done;
+  }
+  if (ex->ncalls == ex->calls_cap) {
+    uint32_t cap = ex->calls_cap ? ex->calls_cap * 2 : 4;
+    nx_ext_call_t *grown = realloc(ex->calls, cap * sizeof *grown);
+    if (grown == NULL) goto oom;
+    ex->calls = grown;
+    ex->calls_cap = cap;
+  }
+  c = &ex->calls[ex->ncalls];
+  memset(c, 0, sizeof *c);
+  while (got < sizeof c->id) { /* unguessable: 128 bits from the kernel */
+    ssize_t r = getrandom(c->id + got, sizeof c->id - got, 0);
+    if (r <= 0) goto oom;
+    got += (size_t)r;
+  }
+  c->ext = dup_bytes(name, nlen);
+  c->method = dup_bytes(method, mlen);
+  if (c->ext == NULL || c->method == NULL) {
+    free(c->ext);
+    free(c->method);
+    goto oom;
+  }
+  c->args = (uint8_t *)args.data; /* the call owns the buffer now */
+  c->args_len = args.size;
+  msgpack_sbuffer_init(&args);
+  ex->out_bytes += c->args_len;
+  box = nx_sandbox_box(sb, NX_INT(ex->ncalls));
+  ex->ncalls++;
+  if (box == 0) Q(JS_ThrowOutOfMemory)(&sb->inst, sb->ctx);
+  goto done;
+oom:
+  nx_host_throw(sb, NX_E_INTERNAL_ERROR, 0, "host out of memory");
+done:
+  msgpack_sbuffer_destroy(&args);
+  free(enc);
+  free(nheap);
+  free(mheap);
+  return box;
+}
+
 uint32_t nx_host_call(nx_sandbox_t *sb, uint32_t name, uint32_t name_len,
                       uint32_t argc, uint32_t argv) {
   const uint8_t *n = nx_guest_bytes(&sb->inst, name, name_len);
@@ -483,6 +637,7 @@ uint32_t nx_host_call(nx_sandbox_t *sb, uint32_t name, uint32_t name_len,
     case H_EMIT: return call_emit(sb, a);
     case H_VIEW: return call_view(sb, a);
     case H_LOG: return call_log(sb, a);
+    case H_EXT_CALL: return call_ext(sb, a);
     default:
       nx_host_throw(sb, NX_E_INTERNAL_ERROR, 0, "unknown host function");
       return 0;

@@ -37,7 +37,9 @@ void nx_pool_put(nx_pool_t *pool, nx_sandbox_t *sb, uint64_t memory_before,
   uint64_t now = nx_sandbox_memory_bytes(sb);
   *discard = NULL;
   pool->memory = pool->memory + now - memory_before;
-  if (sb->broken) {
+  /* Over the bound when a resumed execution brought its sandbox back
+   * while new ones took its place. */
+  if (sb->broken || pool->live > pool->max) {
     pool->live--;
     pool->memory -= now;
     *discard = sb;

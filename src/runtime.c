@@ -1,25 +1,34 @@
-/* Worker threads, the job queue and the pool under one lock (see
- * runtime.h). A worker takes the oldest job only when it can also get an
- * instance, so waiting jobs are served strictly first-in, first-out. */
+/* Worker threads, the job queues, the pool and the parked executions under
+ * one lock (see runtime.h). A worker takes the oldest new execution only
+ * when it can also get an instance, so waiting executions start strictly
+ * first-in, first-out; resumes already own their instance and go first. */
 #include "runtime.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "suspend.h"
 #include "wasm_rt/nx_wasm.h"
 
 struct nx_runtime_s {
   nx_config_t cfg;
   pthread_mutex_t lock;
-  pthread_cond_t cond;
-  nx_job_t *head, *tail;
+  pthread_cond_t cond;       /* on CLOCK_MONOTONIC, for parking deadlines */
+  nx_job_t *head, *tail;     /* new executions */
+  nx_job_t *rhead, *rtail;   /* resumes */
   uint32_t queued;
   nx_pool_t pool;
+  nx_susp_table_t susp;      /* suspension id -> parked execution */
+  nx_exec_t *park_head, *park_tail; /* by deadline: parked in time order */
+  uint32_t nparked;
+  uint32_t nsuspended;       /* executions between their first park and their end */
+  uint64_t parked_memory;
   pthread_t *threads;
   uint32_t nthreads;
   int stopping;
-  uint32_t spinning;     /* workers polling the queue (see spin_for_work) */
+  uint32_t spinning;         /* workers polling the queues (see spin_for_work) */
   volatile int cancel;
   nx_job_done_cb done;
   void *done_arg;
@@ -30,26 +39,204 @@ void nx_job_free(nx_job_t *job) {
   if (job == NULL) return;
   free(job->code);
   free(job->context);
+  free(job->answers);
+  free(job->answer_bytes);
   free(job->result);
   free(job);
 }
 
 static void fail_job(nx_job_t *job, nx_error_code_t code, const char *message) {
+  free(job->result);
   if (nx_engine_error_result(code, message, &job->result, &job->result_len) != 0) {
     job->result = NULL;
     job->result_len = 0;
   }
+  job->outcome.status = NX_STATUS_ERROR;
   job->outcome.code = code;
 }
 
-/* Runs one job and completes it. The completion is posted under the lock
- * that returns the sandbox to the pool: when the pool serialises executions
- * their promises settle in queue order, and stats are current by the time
- * a caller sees its result. Posting never blocks (the queue is unbounded). */
-static void run_job(nx_runtime_t *rt, nx_job_t *job, nx_sandbox_t *sb) {
-  nx_exec_request_t req;
-  nx_exec_outcome_t outcome;
-  nx_sandbox_t *discard = NULL;
+static void reject_job(nx_job_t *job, const char *code, const char *message) {
+  free(job->result);
+  job->result = NULL;
+  job->result_len = 0;
+  job->reject_code = code;
+  snprintf(job->reject_message, sizeof job->reject_message, "%s", message);
+}
+
+/* Counts one result and hands the job to the caller. Under the lock: when
+ * the pool serialises executions their promises settle in queue order, and
+ * stats are current by the time a caller sees its result. */
+static void complete(nx_runtime_t *rt, nx_job_t *job) {
+  if (job->reject_code == NULL) {
+    rt->stats.total++;
+    rt->stats.by_status[job->outcome.status]++;
+    rt->stats.by_code[job->outcome.code]++;
+    rt->stats.duration_us_sum += job->outcome.duration_us;
+  }
+  rt->done(job, rt->done_arg); /* job belongs to the caller from here */
+}
+
+/* ---- parking (all under the lock) ------------------------------------------ */
+
+static void park_unlink(nx_runtime_t *rt, nx_exec_t *ex) {
+  if (ex->park_prev) ex->park_prev->park_next = ex->park_next;
+  else rt->park_head = ex->park_next;
+  if (ex->park_next) ex->park_next->park_prev = ex->park_prev;
+  else rt->park_tail = ex->park_prev;
+  ex->park_prev = ex->park_next = NULL;
+  ex->parked = 0;
+  rt->nparked--;
+}
+
+static void park_append(nx_runtime_t *rt, nx_exec_t *ex) {
+  ex->park_deadline_ns = nx_now_ns() + (uint64_t)rt->cfg.suspension_timeout_ms * 1000000u;
+  ex->park_prev = rt->park_tail;
+  ex->park_next = NULL;
+  if (rt->park_tail) rt->park_tail->park_next = ex;
+  else rt->park_head = ex;
+  rt->park_tail = ex;
+  ex->parked = 1;
+  rt->nparked++;
+}
+
+/* Makes the unanswered calls resumable by id. */
+static int publish(nx_runtime_t *rt, nx_exec_t *ex) {
+  uint32_t i;
+  for (i = 0; i < ex->ncalls; i++) {
+    nx_ext_call_t *c = &ex->calls[i];
+    if (c->answered || c->published) continue;
+    if (nx_susp_add(&rt->susp, c->id, ex, i) != 0) return -1;
+    c->published = 1;
+  }
+  return 0;
+}
+
+static void unpublish(nx_runtime_t *rt, nx_exec_t *ex) {
+  uint32_t i;
+  for (i = 0; i < ex->ncalls; i++) {
+    nx_ext_call_t *c = &ex->calls[i];
+    nx_susp_slot_t *slot;
+    if (!c->published || c->claimed) continue;
+    slot = nx_susp_find(&rt->susp, c->id);
+    if (slot) nx_susp_remove(&rt->susp, slot);
+    c->claimed = 1;
+  }
+}
+
+/* A parked execution is about to run (or be dropped) on a worker: its
+ * sandbox counts as live again. */
+static void unpark(nx_runtime_t *rt, nx_exec_t *ex) {
+  park_unlink(rt, ex);
+  rt->parked_memory -= ex->parked_bytes;
+  rt->pool.memory += ex->parked_bytes;
+  rt->pool.live++;
+  ex->busy = 1;
+}
+
+static void push_resume(nx_runtime_t *rt, nx_job_t *job) {
+  job->next = NULL;
+  if (rt->rtail) rt->rtail->next = job;
+  else rt->rhead = job;
+  rt->rtail = job;
+  if (rt->spinning == 0) pthread_cond_signal(&rt->cond);
+}
+
+/* ---- running jobs (worker threads) ----------------------------------------- */
+
+static void fail_waiters(nx_runtime_t *rt, nx_job_t *w, const char *why) {
+  while (w) {
+    nx_job_t *next = w->next;
+    reject_job(w, "SUSPENSION_NOT_FOUND", why);
+    complete(rt, w);
+    w = next;
+  }
+}
+
+/* Frees an execution that is over and gives its sandbox back to the pool,
+ * completing `job` (may be NULL) and failing `waiters` under the same lock,
+ * so the caller sees its result only once the instance is available again.
+ * Releasing guest references runs guest code: outside the lock. */
+static void retire(nx_runtime_t *rt, nx_exec_t *ex, nx_job_t *job, nx_job_t *waiters) {
+  nx_sandbox_t *sb = ex->sb, *discard = NULL;
+  nx_exec_free(ex, 1);
+  pthread_mutex_lock(&rt->lock);
+  nx_pool_put(&rt->pool, sb, nx_sandbox_memory_bytes(sb), &discard);
+  if (job) complete(rt, job);
+  fail_waiters(rt, waiters, "The execution ended before this call was answered");
+  pthread_cond_broadcast(&rt->cond);
+  pthread_mutex_unlock(&rt->lock);
+  nx_sandbox_free(discard);
+}
+
+/* Runs one segment of an execution and decides, under the lock, whether it
+ * parks (suspended) or is over. `before`: the sandbox memory the pool
+ * accounts for already. */
+static void run_segment(nx_runtime_t *rt, nx_job_t *job, nx_exec_t *ex, uint64_t before) {
+  nx_sandbox_t *sb = ex->sb;
+  uint64_t now;
+  nx_job_t *waiters;
+  const char *end_code = NULL;
+  char end_msg[160];
+
+  if (nx_engine_run(ex, job->answers, job->nanswers, &job->result, &job->result_len,
+                    &job->outcome) != 0)
+    fail_job(job, NX_E_INTERNAL_ERROR, "could not build the result");
+  now = nx_sandbox_memory_bytes(sb);
+
+  pthread_mutex_lock(&rt->lock);
+  rt->pool.memory += now - before;
+  rt->stats.active--;
+  if (job->outcome.status == NX_STATUS_SUSPENDED) {
+    if (rt->stopping) {
+      end_code = "";
+      snprintf(end_msg, sizeof end_msg, "The runtime shut down while the handler was suspended");
+    } else if (ex->doomed) {
+      end_code = "";
+      snprintf(end_msg, sizeof end_msg, "The execution was cancelled while it ran");
+    } else if (!ex->counted && rt->nsuspended >= rt->cfg.max_suspended) {
+      end_code = "limit";
+      snprintf(end_msg, sizeof end_msg,
+               "Too many suspended executions (maxSuspended is %u)", rt->cfg.max_suspended);
+    } else if (publish(rt, ex) != 0) {
+      end_code = "";
+      snprintf(end_msg, sizeof end_msg, "host out of memory while suspending");
+    } else {
+      if (!ex->counted) {
+        ex->counted = 1;
+        rt->nsuspended++;
+      }
+      ex->busy = 0;
+      rt->pool.live--;
+      rt->pool.memory -= now;
+      ex->parked_bytes = now;
+      rt->parked_memory += now;
+      park_append(rt, ex);
+      complete(rt, job);
+      if (ex->waiters) { /* a resume that arrived while this segment ran */
+        nx_job_t *w = ex->waiters;
+        ex->waiters = w->next;
+        unpark(rt, ex);
+        push_resume(rt, w);
+      }
+      pthread_cond_broadcast(&rt->cond);
+      pthread_mutex_unlock(&rt->lock);
+      return;
+    }
+  }
+  /* The execution is over: nobody may find it from here on. */
+  unpublish(rt, ex);
+  waiters = ex->waiters;
+  ex->waiters = NULL;
+  if (ex->counted) rt->nsuspended--;
+  pthread_mutex_unlock(&rt->lock);
+
+  if (end_code)
+    fail_job(job, end_code[0] ? NX_E_RESOURCE_LIMIT : NX_E_INTERNAL_ERROR, end_msg);
+  retire(rt, ex, job, waiters);
+}
+
+static void run_execute(nx_runtime_t *rt, nx_job_t *job, nx_sandbox_t *sb) {
+  nx_exec_t *ex;
   uint64_t before = sb ? nx_sandbox_memory_bytes(sb) : 0;
   char err[200];
 
@@ -59,36 +246,32 @@ static void run_job(nx_runtime_t *rt, nx_job_t *job, nx_sandbox_t *sb) {
       fail_job(job, NX_E_INTERNAL_ERROR, err);
       pthread_mutex_lock(&rt->lock);
       nx_pool_unreserve(&rt->pool);
-      rt->stats.total++;
-      rt->stats.by_code[NX_E_INTERNAL_ERROR]++;
       rt->stats.active--;
-      rt->done(job, rt->done_arg);
+      complete(rt, job);
       pthread_cond_broadcast(&rt->cond);
       pthread_mutex_unlock(&rt->lock);
       return;
     }
     sb->cancel = &rt->cancel;
   }
-  req.code = job->code;
-  req.code_len = job->code_len;
-  req.context = job->context;
-  req.context_len = job->context_len;
-  req.timeout_ms = job->timeout_ms;
-  if (nx_engine_execute(sb, &rt->cfg, &req, &job->result, &job->result_len,
-                        &job->outcome) != 0)
-    fail_job(job, NX_E_INTERNAL_ERROR, "could not build the result");
-  outcome = job->outcome;
-
-  pthread_mutex_lock(&rt->lock);
-  nx_pool_put(&rt->pool, sb, before, &discard);
-  rt->stats.total++;
-  rt->stats.by_code[outcome.code]++;
-  rt->stats.duration_us_sum += outcome.duration_us;
-  rt->stats.active--;
-  rt->done(job, rt->done_arg); /* job belongs to the JS thread from here */
-  pthread_cond_broadcast(&rt->cond);
-  pthread_mutex_unlock(&rt->lock);
-  nx_sandbox_free(discard);
+  ex = nx_exec_new(sb, &rt->cfg, job->code, job->code_len, job->context, job->context_len,
+                   job->timeout_ms);
+  job->code = NULL; /* owned by the execution now */
+  job->context = NULL;
+  if (ex == NULL) {
+    nx_sandbox_t *discard = NULL;
+    fail_job(job, NX_E_INTERNAL_ERROR, "host out of memory");
+    pthread_mutex_lock(&rt->lock);
+    nx_pool_put(&rt->pool, sb, before, &discard);
+    rt->stats.active--;
+    complete(rt, job);
+    pthread_cond_broadcast(&rt->cond);
+    pthread_mutex_unlock(&rt->lock);
+    nx_sandbox_free(discard);
+    return;
+  }
+  ex->busy = 1;
+  run_segment(rt, job, ex, before);
 }
 
 static void prewarm(nx_runtime_t *rt) {
@@ -116,7 +299,7 @@ static void prewarm(nx_runtime_t *rt) {
 }
 
 /* Waking a sleeping thread costs tens of microseconds, more than a trivial
- * handler runs. A worker that just finished polls the queue for a short
+ * handler runs. A worker that just finished polls the queues for a short
  * while before it sleeps, so back-to-back executions skip the wake-up. */
 #define NX_SPIN_NS 50000u
 
@@ -124,11 +307,31 @@ static void spin_for_work(nx_runtime_t *rt) {
   uint64_t until = nx_now_ns() + NX_SPIN_NS;
   while (nx_now_ns() < until) {
     if (__atomic_load_n(&rt->head, __ATOMIC_RELAXED) != NULL ||
+        __atomic_load_n(&rt->rhead, __ATOMIC_RELAXED) != NULL ||
         __atomic_load_n(&rt->stopping, __ATOMIC_RELAXED))
       return;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+  }
+}
+
+static int expired(const nx_runtime_t *rt) {
+  return rt->park_head && rt->park_head->park_deadline_ns <= nx_now_ns();
+}
+
+static void wait_for_work(nx_runtime_t *rt) {
+  while (!rt->stopping && !rt->rhead && !(rt->head && nx_pool_available(&rt->pool)) &&
+         !expired(rt)) {
+    if (rt->park_head) {
+      struct timespec ts;
+      uint64_t at = rt->park_head->park_deadline_ns;
+      ts.tv_sec = (time_t)(at / 1000000000u);
+      ts.tv_nsec = (long)(at % 1000000000u);
+      pthread_cond_timedwait(&rt->cond, &rt->lock, &ts);
+    } else {
+      pthread_cond_wait(&rt->cond, &rt->lock);
+    }
   }
 }
 
@@ -141,7 +344,7 @@ static void *worker_main(void *arg) {
   for (;;) {
     nx_job_t *job;
     nx_sandbox_t *sb;
-    if (!rt->stopping && rt->head == NULL) {
+    if (!rt->stopping && rt->head == NULL && rt->rhead == NULL) {
       /* Counted under the lock, so a submitter that sees a poller skips
        * the futex wake and the poller still finds the job. */
       rt->spinning++;
@@ -150,29 +353,46 @@ static void *worker_main(void *arg) {
       pthread_mutex_lock(&rt->lock);
       rt->spinning--;
     }
-    while (!rt->stopping && !(rt->head && nx_pool_available(&rt->pool)))
-      pthread_cond_wait(&rt->cond, &rt->lock);
+    wait_for_work(rt);
     if (rt->stopping) break;
-    job = rt->head;
-    rt->head = job->next;
-    if (rt->head == NULL) rt->tail = NULL;
-    rt->queued--;
-    sb = nx_pool_take(&rt->pool);
-    if (sb == NULL) nx_pool_reserve(&rt->pool); /* available() said room */
-    rt->stats.active++;
-    pthread_mutex_unlock(&rt->lock);
-
-    run_job(rt, job, sb);
+    if (rt->rhead) {
+      job = rt->rhead;
+      rt->rhead = job->next;
+      if (rt->rhead == NULL) rt->rtail = NULL;
+      rt->stats.active++;
+      pthread_mutex_unlock(&rt->lock);
+      run_segment(rt, job, job->exec, nx_sandbox_memory_bytes(job->exec->sb));
+    } else if (expired(rt)) {
+      nx_exec_t *ex = rt->park_head;
+      unpark(rt, ex);
+      unpublish(rt, ex);
+      rt->nsuspended--;
+      pthread_mutex_unlock(&rt->lock);
+      retire(rt, ex, NULL, NULL);
+    } else {
+      job = rt->head;
+      rt->head = job->next;
+      if (rt->head == NULL) rt->tail = NULL;
+      rt->queued--;
+      sb = nx_pool_take(&rt->pool);
+      if (sb == NULL) nx_pool_reserve(&rt->pool); /* available() said room */
+      rt->stats.active++;
+      pthread_mutex_unlock(&rt->lock);
+      run_execute(rt, job, sb);
+    }
     pthread_mutex_lock(&rt->lock);
   }
   pthread_mutex_unlock(&rt->lock);
   return NULL;
 }
 
+/* ---- public ------------------------------------------------------------------ */
+
 nx_runtime_t *nx_runtime_start(const nx_config_t *cfg, nx_job_done_cb done,
                                void *arg, char *err, size_t errlen) {
   nx_runtime_t *rt = calloc(1, sizeof *rt);
   pthread_attr_t attr;
+  pthread_condattr_t cattr;
   uint32_t i;
 
   if (rt == NULL) goto oom;
@@ -180,8 +400,12 @@ nx_runtime_t *nx_runtime_start(const nx_config_t *cfg, nx_job_done_cb done,
   rt->done = done;
   rt->done_arg = arg;
   pthread_mutex_init(&rt->lock, NULL);
-  pthread_cond_init(&rt->cond, NULL);
+  pthread_condattr_init(&cattr);
+  pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+  pthread_cond_init(&rt->cond, &cattr);
+  pthread_condattr_destroy(&cattr);
   if (nx_pool_init(&rt->pool, cfg->max_instances) != 0) goto oom;
+  if (nx_susp_init(&rt->susp) != 0) goto oom;
   rt->threads = calloc(cfg->workers, sizeof *rt->threads);
   if (rt->threads == NULL) goto oom;
   if (pthread_attr_init(&attr) != 0) goto oom;
@@ -201,6 +425,7 @@ oom:
   snprintf(err, errlen, "out of memory starting the runtime");
   if (rt) {
     nx_pool_destroy(&rt->pool);
+    nx_susp_destroy(&rt->susp);
     free(rt->threads);
     pthread_mutex_destroy(&rt->lock);
     pthread_cond_destroy(&rt->cond);
@@ -215,6 +440,7 @@ int nx_runtime_submit(nx_runtime_t *rt, nx_job_t *job) {
     pthread_mutex_unlock(&rt->lock);
     return -1;
   }
+  job->kind = NX_JOB_EXECUTE;
   job->next = NULL;
   if (rt->tail) rt->tail->next = job;
   else rt->head = job;
@@ -225,10 +451,101 @@ int nx_runtime_submit(nx_runtime_t *rt, nx_job_t *job) {
   return 0;
 }
 
+nx_resume_status_t nx_runtime_resume(nx_runtime_t *rt, nx_job_t *job,
+                                     const uint8_t (*ids)[NX_SUSPENSION_ID_BYTES]) {
+  nx_exec_t *ex = NULL;
+  nx_resume_status_t st = NX_RESUME_OK;
+  uint32_t i, j;
+
+  pthread_mutex_lock(&rt->lock);
+  if (rt->stopping) {
+    st = NX_RESUME_STOPPING;
+    goto done;
+  }
+  /* Look every id up before claiming any, so a bad batch claims nothing. */
+  for (i = 0; i < job->nanswers; i++) {
+    nx_susp_slot_t *slot = nx_susp_find(&rt->susp, ids[i]);
+    if (slot == NULL) {
+      st = NX_RESUME_NOT_FOUND;
+      goto done;
+    }
+    if (ex && slot->exec != ex) {
+      st = NX_RESUME_MIXED;
+      goto done;
+    }
+    ex = slot->exec;
+    job->answers[i].call = slot->call;
+    for (j = 0; j < i; j++)
+      if (job->answers[j].call == slot->call) {
+        st = NX_RESUME_NOT_FOUND; /* the same call answered twice */
+        goto done;
+      }
+  }
+  if (ex == NULL) {
+    st = NX_RESUME_NOT_FOUND;
+    goto done;
+  }
+  for (i = 0; i < job->nanswers; i++) {
+    nx_susp_remove(&rt->susp, nx_susp_find(&rt->susp, ids[i]));
+    ex->calls[job->answers[i].call].claimed = 1;
+  }
+  job->kind = NX_JOB_RESUME;
+  job->exec = ex;
+  job->next = NULL;
+  if (ex->parked) {
+    unpark(rt, ex);
+    push_resume(rt, job);
+  } else { /* a segment is running: go next, once it parks again */
+    nx_job_t **tail = &ex->waiters;
+    while (*tail) tail = &(*tail)->next;
+    *tail = job;
+  }
+done:
+  pthread_mutex_unlock(&rt->lock);
+  return st;
+}
+
+int nx_runtime_cancel_suspended(nx_runtime_t *rt, const uint8_t *id) {
+  nx_susp_slot_t *slot;
+  nx_exec_t *ex;
+  pthread_mutex_lock(&rt->lock);
+  slot = nx_susp_find(&rt->susp, id);
+  if (slot == NULL) {
+    pthread_mutex_unlock(&rt->lock);
+    return 0;
+  }
+  ex = slot->exec;
+  unpublish(rt, ex);
+  if (ex->parked) {
+    /* Expire it now: move it to the front with a past deadline. */
+    park_unlink(rt, ex);
+    ex->park_deadline_ns = 0;
+    ex->park_next = rt->park_head;
+    if (rt->park_head) rt->park_head->park_prev = ex;
+    else rt->park_tail = ex;
+    rt->park_head = ex;
+    ex->parked = 1;
+    rt->nparked++;
+    pthread_cond_signal(&rt->cond);
+  } else {
+    ex->doomed = 1;
+  }
+  pthread_mutex_unlock(&rt->lock);
+  return 1;
+}
+
 void nx_runtime_cancel(nx_runtime_t *rt) { rt->cancel = 1; }
 
+/* Frees an execution and its sandbox without running guest code (the
+ * workers are gone). */
+static void drop_exec(nx_exec_t *ex) {
+  nx_sandbox_t *sb = ex->sb;
+  nx_exec_free(ex, 0);
+  nx_sandbox_free(sb);
+}
+
 void nx_runtime_stop(nx_runtime_t *rt) {
-  nx_job_t *job;
+  nx_job_t *job, *resumes;
   uint32_t i;
 
   pthread_mutex_lock(&rt->lock);
@@ -245,7 +562,28 @@ void nx_runtime_stop(nx_runtime_t *rt) {
     job = next;
   }
   for (i = 0; i < rt->nthreads; i++) pthread_join(rt->threads[i], NULL);
+
+  /* Workers are gone: what is left runs here, on the calling thread. */
+  resumes = rt->rhead;
+  rt->rhead = rt->rtail = NULL;
+  while (resumes) {
+    nx_job_t *next = resumes->next;
+    nx_exec_t *ex = resumes->exec;
+    nx_job_t *waiters = ex->waiters;
+    ex->waiters = NULL;
+    reject_job(resumes, "SUSPENSION_NOT_FOUND", "The runtime shut down before the resume ran");
+    rt->done(resumes, rt->done_arg);
+    fail_waiters(rt, waiters, "The runtime shut down before the resume ran");
+    drop_exec(ex);
+    resumes = next;
+  }
+  while (rt->park_head) {
+    nx_exec_t *ex = rt->park_head;
+    park_unlink(rt, ex);
+    drop_exec(ex);
+  }
   nx_pool_destroy(&rt->pool);
+  nx_susp_destroy(&rt->susp);
   free(rt->threads);
   pthread_mutex_destroy(&rt->lock);
   pthread_cond_destroy(&rt->cond);
@@ -259,6 +597,7 @@ void nx_runtime_stats(nx_runtime_t *rt, nx_stats_t *out) {
   out->live = rt->pool.live;
   out->queued = rt->queued;
   out->workers = rt->nthreads;
-  out->memory = rt->pool.memory;
+  out->suspended = rt->nparked;
+  out->memory = rt->pool.memory + rt->parked_memory;
   pthread_mutex_unlock(&rt->lock);
 }

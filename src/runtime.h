@@ -1,6 +1,7 @@
 /* The runtime: worker threads of our own (never libuv's pool, never the JS
- * thread), a FIFO queue of jobs, the instance pool, and counters. Jobs
- * complete through a callback on the worker thread. */
+ * thread), a FIFO queue of new executions, a queue of resumes, the instance
+ * pool, the parked (suspended) executions and counters. Jobs complete
+ * through a callback on the worker thread. */
 #ifndef NX_RUNTIME_H
 #define NX_RUNTIME_H
 
@@ -12,31 +13,48 @@
 #include "engine.h"
 #include "pool.h"
 
+typedef enum {
+  NX_JOB_EXECUTE, /* start an execution of `code` */
+  NX_JOB_RESUME,  /* answer pending calls of `exec` and continue it */
+  NX_JOB_DISCARD, /* drop a cancelled parked `exec` (no completion) */
+} nx_job_kind_t;
+
 typedef struct nx_job_s {
   struct nx_job_s *next;
+  nx_job_kind_t kind;
   char *code;
   size_t code_len;
   uint8_t *context;
   size_t context_len;
   uint32_t timeout_ms;
-  char *result; /* MessagePack WasmResult, malloc'd */
+  nx_exec_t *exec;      /* resume / discard */
+  nx_answer_t *answers; /* resume: .call filled in by nx_runtime_resume */
+  uint32_t nanswers;
+  uint8_t *answer_bytes; /* the answers point into these */
+  char *result;          /* MessagePack WasmResult, malloc'd */
   size_t result_len;
   nx_exec_outcome_t outcome;
+  /* When set, the caller's promise is rejected with an Error carrying this
+   * code instead of resolving with a result. */
+  const char *reject_code;
+  char reject_message[160];
   void *data; /* the caller's (the addon keeps its napi_deferred here) */
 } nx_job_t;
 
 typedef void (*nx_job_done_cb)(nx_job_t *job, void *arg);
 
 typedef struct {
-  uint64_t total;
-  uint64_t by_code[NX_E__COUNT]; /* [NX_OK] = successes */
+  uint64_t total;                /* results of any status */
+  uint64_t by_status[NX_STATUS__COUNT];
+  uint64_t by_code[NX_E__COUNT]; /* [NX_OK] = results that were not errors */
   uint64_t duration_us_sum;
   uint32_t active;
   uint32_t idle;
   uint32_t live;
   uint32_t queued;
   uint32_t workers;
-  uint64_t memory;
+  uint32_t suspended;            /* parked now */
+  uint64_t memory;               /* linear memory of live and parked sandboxes */
 } nx_stats_t;
 
 typedef struct nx_runtime_s nx_runtime_t;
@@ -45,10 +63,28 @@ nx_runtime_t *nx_runtime_start(const nx_config_t *cfg, nx_job_done_cb done,
                                void *arg, char *err, size_t errlen);
 /* Queues a job; -1 when the runtime is stopping. */
 int nx_runtime_submit(nx_runtime_t *rt, nx_job_t *job);
+
+typedef enum {
+  NX_RESUME_OK = 0,
+  NX_RESUME_NOT_FOUND = -1, /* unknown, expired, answered or discarded id */
+  NX_RESUME_MIXED = -2,     /* ids of different executions in one call */
+  NX_RESUME_STOPPING = -3,
+  NX_RESUME_NOMEM = -4,
+} nx_resume_status_t;
+
+/* Claims the pending calls named by `ids` (all of one execution) for a
+ * resume job whose answers are filled in, and queues it. Nothing is claimed
+ * unless every id is found. */
+nx_resume_status_t nx_runtime_resume(nx_runtime_t *rt, nx_job_t *job,
+                                     const uint8_t (*ids)[NX_SUSPENSION_ID_BYTES]);
+/* Discards the execution owning `id`: at once when parked, at the end of
+ * its running segment otherwise. Returns 1 when there was one. */
+int nx_runtime_cancel_suspended(nx_runtime_t *rt, const uint8_t *id);
+
 /* Interrupts running handlers at their next interrupt check. */
 void nx_runtime_cancel(nx_runtime_t *rt);
 /* Joins the workers and frees everything; queued jobs are completed with an
- * error first. Call once. */
+ * error first and parked executions are discarded. Call once. */
 void nx_runtime_stop(nx_runtime_t *rt);
 void nx_runtime_stats(nx_runtime_t *rt, nx_stats_t *out);
 void nx_job_free(nx_job_t *job);

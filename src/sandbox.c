@@ -215,7 +215,7 @@ uint64_t nx_sandbox_memory_bytes(const nx_sandbox_t *sb) {
 static int sandbox_bootstrap(nx_sandbox_t *sb, char *err, size_t errlen) {
   nx_wasm_instance_t *in = &sb->inst;
   nx_jsval_t fn = NX_UNDEFINED, host = NX_UNDEFINED, api = NX_UNDEFINED;
-  uint32_t src, file, argv, name_run, name_err;
+  uint32_t src, file, argv, name_run, name_err, name_settle;
   int i, rc = -1;
 
   src = nx_sandbox_put(sb, nx_bootstrap_js, nx_bootstrap_js_len);
@@ -255,8 +255,11 @@ static int sandbox_bootstrap(nx_sandbox_t *sb, char *err, size_t errlen) {
   sb->run = name_run ? Q(JS_GetPropertyStr)(in, sb->ctx, api, name_run) : NX_EXCEPTION;
   name_err = nx_sandbox_put(sb, "error", 5);
   sb->mkerr = name_err ? Q(JS_GetPropertyStr)(in, sb->ctx, api, name_err) : NX_EXCEPTION;
-  if (nx_jsval_tag(sb->run) != NX_TAG_OBJECT || nx_jsval_tag(sb->mkerr) != NX_TAG_OBJECT) {
-    snprintf(err, errlen, "bootstrap did not provide run() and error()");
+  name_settle = nx_sandbox_put(sb, "settle", 6);
+  sb->settle = name_settle ? Q(JS_GetPropertyStr)(in, sb->ctx, api, name_settle) : NX_EXCEPTION;
+  if (nx_jsval_tag(sb->run) != NX_TAG_OBJECT || nx_jsval_tag(sb->mkerr) != NX_TAG_OBJECT ||
+      nx_jsval_tag(sb->settle) != NX_TAG_OBJECT) {
+    snprintf(err, errlen, "bootstrap did not provide run(), error() and settle()");
     goto done;
   }
   rc = 0;
@@ -307,6 +310,7 @@ nx_sandbox_t *nx_sandbox_new(const nx_config_t *cfg, char *err, size_t errlen) {
   sb->wasi.sb = sb;
   sb->run = NX_UNDEFINED;
   sb->mkerr = NX_UNDEFINED;
+  sb->settle = NX_UNDEFINED;
   nx_wasm_set_next_memory_max(nx_config_memory_reserve(cfg));
 
   trap = NX_WASM_TRY(&guard);

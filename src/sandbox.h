@@ -37,8 +37,9 @@ struct nx_sandbox_s {
   struct Z_wasi_snapshot_preview1_instance_t wasi;
   uint32_t ctx;        /* JSContext * inside the guest */
   uint32_t rt;         /* JSRuntime * inside the guest */
-  nx_jsval_t run;      /* bootstrap's run(fn, args, scope): owned reference */
+  nx_jsval_t run;      /* bootstrap's run(fn, args, scope, registry): owned reference */
   nx_jsval_t mkerr;    /* bootstrap's error(isType, message, code) */
+  nx_jsval_t settle;   /* bootstrap's settle(call, ok, value) for $ext promises */
   uint32_t scratch;    /* guest buffer for bytes the host passes in */
   uint32_t scratch_cap;
   uint32_t slots;      /* guest out-parameter slots, used as a stack */

@@ -133,7 +133,7 @@ test('stats count executions by status and code', async () => {
   await rt.executeHandler("$emit('x')", context({ capabilities: [] }));
   const s = rt.getStats();
   assert.equal(s.totalExecutions, 3);
-  assert.deepEqual(s.executionsByStatus, { success: 1, error: 2 });
+  assert.deepEqual(s.executionsByStatus, { success: 1, error: 2, suspended: 0 });
   assert.deepEqual(s.errorsByCode, { EXECUTION_ERROR: 1, PERMISSION_DENIED: 1 });
   assert.equal(s.activeInstances, 0);
   assert.equal(s.availableInstances, 1);
