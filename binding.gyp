@@ -50,6 +50,7 @@
         'src/pool.c',
         'src/runtime.c',
         'src/sandbox.c',
+        'src/snapshot.c',
         'src/suspend.c',
         'src/wasm_rt/nx_wasm.c',
       ],

@@ -577,61 +577,13 @@ static int decode_field(nx_exec_t *ex, const msgpack_object *o, const char *root
   return st == NX_MP_OK ? 0 : -1;
 }
 
-static uint64_t hash_source(const char *s, size_t len) {
-  uint64_t h = 14695981039346656037ull;
-  size_t i;
-  for (i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-  return h;
-}
-
-/* The sandbox's compiled function for this source, if it has one. */
-static nx_fn_entry_t *fn_cache_find(nx_sandbox_t *sb, const nx_exec_t *ex, uint64_t hash) {
-  int i;
-  for (i = 0; i < NX_FN_CACHE_SIZE; i++) {
-    nx_fn_entry_t *e = &sb->fn_cache[i];
-    if (e->code && e->hash == hash && e->len == ex->code_len &&
-        memcmp(e->code, ex->code, ex->code_len) == 0) {
-      e->used = ++sb->fn_clock;
-      return e;
-    }
-  }
-  return NULL;
-}
-
-static void fn_cache_store(nx_sandbox_t *sb, const nx_exec_t *ex, uint64_t hash,
-                           nx_jsval_t fn) {
-  nx_fn_entry_t *victim = &sb->fn_cache[0];
-  char *copy = malloc(ex->code_len + 1);
-  int i;
-  if (copy == NULL) return;
-  for (i = 1; i < NX_FN_CACHE_SIZE && victim->code; i++)
-    if (sb->fn_cache[i].code == NULL || sb->fn_cache[i].used < victim->used)
-      victim = &sb->fn_cache[i];
-  if (victim->code) {
-    free(victim->code);
-    nx_sandbox_free_value(sb, victim->fn);
-  }
-  memcpy(copy, ex->code, ex->code_len);
-  victim->hash = hash;
-  victim->code = copy;
-  victim->len = ex->code_len;
-  victim->fn = nx_sandbox_dup_value(sb, fn);
-  victim->used = ++sb->fn_clock;
-}
-
 static nx_jsval_t compile_handler(nx_exec_t *ex, nx_failure_t *f) {
   nx_sandbox_t *sb = ex->sb;
-  uint64_t hash = hash_source(ex->code, ex->code_len);
-  nx_fn_entry_t *hit = fn_cache_find(sb, ex, hash);
   size_t len = sizeof wrap_prefix - 1 + ex->code_len + sizeof wrap_suffix - 1;
   char *src;
   uint32_t p;
   nx_jsval_t fn;
 
-  if (hit) {
-    ex->cache_hit = 1;
-    return nx_sandbox_dup_value(sb, hit->fn);
-  }
   src = malloc(len + sizeof HANDLER_FILE);
   if (src == NULL) {
     fail_with(f, NX_E_INTERNAL_ERROR, "host out of memory");
@@ -659,7 +611,6 @@ static nx_jsval_t compile_handler(nx_exec_t *ex, nx_failure_t *f) {
               "Handler code must be the body of a function (it closed the wrapper)");
     return NX_EXCEPTION;
   }
-  fn_cache_store(sb, ex, hash, fn);
   return fn;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "snapshot.h"
 #include "suspend.h"
 #include "wasm_rt/nx_wasm.h"
 
@@ -20,8 +21,10 @@ struct nx_runtime_s {
   nx_job_t *rhead, *rtail;   /* resumes */
   uint32_t queued;
   nx_pool_t pool;
+  nx_snapshot_t *snap;       /* the image every sandbox starts from */
   nx_susp_table_t susp;      /* suspension id -> parked execution */
   nx_exec_t *park_head, *park_tail; /* by deadline: parked in time order */
+  nx_exec_t *cancelled;      /* unparked by cancelSuspended, for a worker to retire */
   uint32_t nparked;
   uint32_t nsuspended;       /* executions between their first park and their end */
   uint64_t parked_memory;
@@ -154,11 +157,13 @@ static void fail_waiters(nx_runtime_t *rt, nx_job_t *w, const char *why) {
 
 /* Frees an execution that is over and gives its sandbox back to the pool,
  * completing `job` (may be NULL) and failing `waiters` under the same lock,
- * so the caller sees its result only once the instance is available again.
- * Releasing guest references runs guest code: outside the lock. */
+ * so the caller sees its result only once the instance is available again. */
 static void retire(nx_runtime_t *rt, nx_exec_t *ex, nx_job_t *job, nx_job_t *waiters) {
   nx_sandbox_t *sb = ex->sb, *discard = NULL;
-  nx_exec_free(ex, 1);
+  nx_exec_free(ex, 0);
+  /* Whatever the handler did, even a trap mid-operation, is undone here:
+   * the next execution on this sandbox starts from the pristine image. */
+  if (nx_snap_reset(rt->snap, sb) != 0) sb->broken = 1;
   pthread_mutex_lock(&rt->lock);
   nx_pool_put(&rt->pool, sb, nx_sandbox_memory_bytes(sb), &discard);
   if (job) complete(rt, job);
@@ -241,7 +246,7 @@ static void run_execute(nx_runtime_t *rt, nx_job_t *job, nx_sandbox_t *sb) {
   char err[200];
 
   if (sb == NULL) {
-    sb = nx_sandbox_new(&rt->cfg, err, sizeof err);
+    sb = nx_snap_instantiate(rt->snap, &rt->cfg, err, sizeof err);
     if (sb == NULL) {
       fail_job(job, NX_E_INTERNAL_ERROR, err);
       pthread_mutex_lock(&rt->lock);
@@ -285,7 +290,7 @@ static void prewarm(nx_runtime_t *rt) {
       return;
     }
     pthread_mutex_unlock(&rt->lock);
-    sb = nx_sandbox_new(&rt->cfg, err, sizeof err);
+    sb = nx_snap_instantiate(rt->snap, &rt->cfg, err, sizeof err);
     pthread_mutex_lock(&rt->lock);
     if (sb == NULL) nx_pool_unreserve(&rt->pool);
     else {
@@ -308,6 +313,7 @@ static void spin_for_work(nx_runtime_t *rt) {
   while (nx_now_ns() < until) {
     if (__atomic_load_n(&rt->head, __ATOMIC_RELAXED) != NULL ||
         __atomic_load_n(&rt->rhead, __ATOMIC_RELAXED) != NULL ||
+        __atomic_load_n(&rt->cancelled, __ATOMIC_RELAXED) != NULL ||
         __atomic_load_n(&rt->stopping, __ATOMIC_RELAXED))
       return;
 #if defined(__x86_64__) || defined(__i386__)
@@ -321,8 +327,8 @@ static int expired(const nx_runtime_t *rt) {
 }
 
 static void wait_for_work(nx_runtime_t *rt) {
-  while (!rt->stopping && !rt->rhead && !(rt->head && nx_pool_available(&rt->pool)) &&
-         !expired(rt)) {
+  while (!rt->stopping && !rt->rhead && !rt->cancelled &&
+         !(rt->head && nx_pool_available(&rt->pool)) && !expired(rt)) {
     if (rt->park_head) {
       struct timespec ts;
       uint64_t at = rt->park_head->park_deadline_ns;
@@ -344,7 +350,7 @@ static void *worker_main(void *arg) {
   for (;;) {
     nx_job_t *job;
     nx_sandbox_t *sb;
-    if (!rt->stopping && rt->head == NULL && rt->rhead == NULL) {
+    if (!rt->stopping && rt->head == NULL && rt->rhead == NULL && !rt->cancelled) {
       /* Counted under the lock, so a submitter that sees a poller skips
        * the futex wake and the poller still finds the job. */
       rt->spinning++;
@@ -362,6 +368,12 @@ static void *worker_main(void *arg) {
       rt->stats.active++;
       pthread_mutex_unlock(&rt->lock);
       run_segment(rt, job, job->exec, nx_sandbox_memory_bytes(job->exec->sb));
+    } else if (rt->cancelled) {
+      nx_exec_t *ex = rt->cancelled;
+      rt->cancelled = ex->park_next;
+      ex->park_next = NULL;
+      pthread_mutex_unlock(&rt->lock);
+      retire(rt, ex, NULL, NULL);
     } else if (expired(rt)) {
       nx_exec_t *ex = rt->park_head;
       unpark(rt, ex);
@@ -406,6 +418,8 @@ nx_runtime_t *nx_runtime_start(const nx_config_t *cfg, nx_job_done_cb done,
   pthread_condattr_destroy(&cattr);
   if (nx_pool_init(&rt->pool, cfg->max_instances) != 0) goto oom;
   if (nx_susp_init(&rt->susp) != 0) goto oom;
+  rt->snap = nx_snap_create(cfg, err, errlen);
+  if (rt->snap == NULL) goto fail;
   rt->threads = calloc(cfg->workers, sizeof *rt->threads);
   if (rt->threads == NULL) goto oom;
   if (pthread_attr_init(&attr) != 0) goto oom;
@@ -423,9 +437,11 @@ nx_runtime_t *nx_runtime_start(const nx_config_t *cfg, nx_job_done_cb done,
   return rt;
 oom:
   snprintf(err, errlen, "out of memory starting the runtime");
+fail:
   if (rt) {
     nx_pool_destroy(&rt->pool);
     nx_susp_destroy(&rt->susp);
+    nx_snap_free(rt->snap);
     free(rt->threads);
     pthread_mutex_destroy(&rt->lock);
     pthread_cond_destroy(&rt->cond);
@@ -516,17 +532,12 @@ int nx_runtime_cancel_suspended(nx_runtime_t *rt, const uint8_t *id) {
   }
   ex = slot->exec;
   unpublish(rt, ex);
-  if (ex->parked) {
-    /* Expire it now: move it to the front with a past deadline. */
-    park_unlink(rt, ex);
-    ex->park_deadline_ns = 0;
-    ex->park_next = rt->park_head;
-    if (rt->park_head) rt->park_head->park_prev = ex;
-    else rt->park_tail = ex;
-    rt->park_head = ex;
-    ex->parked = 1;
-    rt->nparked++;
-    pthread_cond_signal(&rt->cond);
+  if (ex->parked) { /* gone from every count now; a worker resets its sandbox */
+    unpark(rt, ex);
+    rt->nsuspended--;
+    ex->park_next = rt->cancelled;
+    rt->cancelled = ex;
+    if (rt->spinning == 0) pthread_cond_signal(&rt->cond);
   } else {
     ex->doomed = 1;
   }
@@ -582,8 +593,14 @@ void nx_runtime_stop(nx_runtime_t *rt) {
     park_unlink(rt, ex);
     drop_exec(ex);
   }
+  while (rt->cancelled) {
+    nx_exec_t *ex = rt->cancelled;
+    rt->cancelled = ex->park_next;
+    drop_exec(ex);
+  }
   nx_pool_destroy(&rt->pool);
   nx_susp_destroy(&rt->susp);
+  nx_snap_free(rt->snap);
   free(rt->threads);
   pthread_mutex_destroy(&rt->lock);
   pthread_cond_destroy(&rt->cond);

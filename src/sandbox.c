@@ -296,7 +296,7 @@ static int sandbox_init(nx_sandbox_t *sb, const nx_config_t *cfg, char *err,
   return 0;
 }
 
-nx_sandbox_t *nx_sandbox_new(const nx_config_t *cfg, char *err, size_t errlen) {
+static nx_sandbox_t *create(const nx_config_t *cfg, int init, char *err, size_t errlen) {
   nx_sandbox_t *volatile sb = calloc(1, sizeof *sb);
   nx_wasm_guard_t guard;
   int trap;
@@ -316,7 +316,7 @@ nx_sandbox_t *nx_sandbox_new(const nx_config_t *cfg, char *err, size_t errlen) {
   trap = NX_WASM_TRY(&guard);
   if (trap == 0) {
     Z_qjs_instantiate(&sb->inst, &sb->env, &sb->wasi);
-    trap = sandbox_init(sb, cfg, err, errlen) == 0 ? 0 : -1;
+    trap = !init || sandbox_init(sb, cfg, err, errlen) == 0 ? 0 : -1;
     nx_wasm_leave(&guard);
   } else {
     snprintf(err, errlen, "sandbox initialisation trapped: %s", nx_wasm_trap_name(trap));
@@ -331,10 +331,16 @@ nx_sandbox_t *nx_sandbox_new(const nx_config_t *cfg, char *err, size_t errlen) {
   return sb;
 }
 
+nx_sandbox_t *nx_sandbox_new(const nx_config_t *cfg, char *err, size_t errlen) {
+  return create(cfg, 1, err, errlen);
+}
+
+nx_sandbox_t *nx_sandbox_new_bare(const nx_config_t *cfg, char *err, size_t errlen) {
+  return create(cfg, 0, err, errlen);
+}
+
 void nx_sandbox_free(nx_sandbox_t *sb) {
-  int i;
   if (sb == NULL) return;
-  for (i = 0; i < NX_FN_CACHE_SIZE; i++) free(sb->fn_cache[i].code);
   /* No need to tear QuickJS down inside the guest: its whole world is the
    * linear memory we unmap here. */
   Z_qjs_free(&sb->inst);

@@ -21,16 +21,6 @@ struct Z_wasi_snapshot_preview1_instance_t {
   nx_sandbox_t *sb;
 };
 
-/* Compiled handlers kept by one sandbox, keyed by their exact source. */
-#define NX_FN_CACHE_SIZE 16
-typedef struct {
-  uint64_t hash;
-  char *code;       /* host copy of the source, to rule out collisions */
-  size_t len;
-  nx_jsval_t fn;    /* owned reference to the compiled function */
-  uint64_t used;    /* fn_clock at last use, for LRU eviction */
-} nx_fn_entry_t;
-
 struct nx_sandbox_s {
   nx_wasm_instance_t inst;
   struct Z_env_instance_t env;
@@ -49,14 +39,15 @@ struct nx_sandbox_s {
   int broken;             /* trapped or hit a limit: destroy, never reuse */
   uint64_t interrupts;    /* interrupt-handler calls, for instructionCount */
   nx_exec_t *exec;        /* execution in progress, for host calls */
-  nx_fn_entry_t fn_cache[NX_FN_CACHE_SIZE];
-  uint64_t fn_clock;
   const volatile int *cancel; /* set by the runtime to stop every handler */
 };
 
 /* Creates and initialises a sandbox; on failure returns NULL and writes a
  * message into err. Must run on a thread that set its wasm depth limit. */
 nx_sandbox_t *nx_sandbox_new(const nx_config_t *cfg, char *err, size_t errlen);
+/* The module instantiated, nothing run: the snapshot maps its image over
+ * such an instance's memory. */
+nx_sandbox_t *nx_sandbox_new_bare(const nx_config_t *cfg, char *err, size_t errlen);
 void nx_sandbox_free(nx_sandbox_t *sb);
 
 /* Copies bytes into the sandbox's scratch buffer and returns their guest

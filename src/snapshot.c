@@ -1,0 +1,188 @@
+/* Copy-on-write snapshots (see snapshot.h). A reset reads /proc/self/pagemap
+ * for the image range and copies the image back into only the pages that
+ * became private; that keeps them resident, so the next execution takes no
+ * page faults. Where pagemap cannot be read, MADV_DONTNEED drops the private
+ * pages instead and they fault back in from the memfd. */
+#include "snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "wasm_rt/nx_wasm.h"
+
+#define WASM_PAGE 65536u
+#define PM_PRESENT (1ull << 63)
+#define PM_FILE_OR_SHARED (1ull << 61)
+
+struct nx_snapshot_s {
+  int fd;                 /* memfd holding the image */
+  const uint8_t *bytes;   /* read-only shared mapping of it */
+  size_t size;            /* bytes, whole wasm pages */
+  size_t os_page;
+  int pagemap;            /* /proc/self/pagemap, or -1: use the fallback */
+  nx_sandbox_t tmpl;      /* the guest-side fields of an initialised sandbox */
+  wasm_rt_funcref_t *table;
+  uint32_t table_size;
+  const void *tmpl_inst;  /* the template's instance, as its table names it */
+};
+
+size_t nx_snap_size(const nx_snapshot_t *snap) { return snap->size; }
+
+void nx_snap_free(nx_snapshot_t *snap) {
+  if (snap == NULL) return;
+  if (snap->bytes) munmap((void *)snap->bytes, snap->size);
+  if (snap->fd >= 0) close(snap->fd);
+  if (snap->pagemap >= 0) close(snap->pagemap);
+  free(snap->table);
+  free(snap);
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+nx_snapshot_t *nx_snap_create(const nx_config_t *cfg, char *err, size_t errlen) {
+  nx_snapshot_t *snap = calloc(1, sizeof *snap);
+  nx_sandbox_t *sb = NULL;
+  const wasm_rt_funcref_table_t *t;
+
+  if (snap == NULL) goto oom;
+  snap->fd = snap->pagemap = -1;
+  sb = nx_sandbox_new(cfg, err, errlen);
+  if (sb == NULL) goto fail;
+  snap->size = sb->inst.w2c_memory.size;
+  snap->os_page = (size_t)sysconf(_SC_PAGESIZE);
+  snap->fd = memfd_create("nexus-snapshot", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (snap->fd < 0 || write_all(snap->fd, sb->inst.w2c_memory.data, snap->size) != 0) {
+    snprintf(err, errlen, "could not write the snapshot image: %s", strerror(errno));
+    goto fail;
+  }
+  /* Sealed: nothing can change the image under the instances mapping it. */
+  fcntl(snap->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  snap->bytes = mmap(NULL, snap->size, PROT_READ, MAP_SHARED, snap->fd, 0);
+  if (snap->bytes == MAP_FAILED) {
+    snap->bytes = NULL;
+    snprintf(err, errlen, "could not map the snapshot image: %s", strerror(errno));
+    goto fail;
+  }
+  snap->tmpl = *sb;
+  snap->tmpl_inst = &sb->inst;
+  t = &sb->inst.w2c___indirect_function_table;
+  snap->table_size = t->size;
+  snap->table = malloc((size_t)t->size * sizeof *t->data + 1);
+  if (snap->table == NULL) goto oom;
+  memcpy(snap->table, t->data, (size_t)t->size * sizeof *t->data);
+  snap->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  nx_sandbox_free(sb);
+  return snap;
+oom:
+  snprintf(err, errlen, "out of memory while creating the snapshot");
+fail:
+  nx_sandbox_free(sb);
+  nx_snap_free(snap);
+  return NULL;
+}
+
+/* The guest-side state of a sandbox: where QuickJS and the bootstrap live
+ * in linear memory, identical in every instance of the image. */
+static void restore_fields(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
+  const nx_sandbox_t *t = &snap->tmpl;
+  sb->inst.w2c___stack_pointer = t->inst.w2c___stack_pointer;
+  sb->ctx = t->ctx;
+  sb->rt = t->rt;
+  sb->run = t->run;
+  sb->mkerr = t->mkerr;
+  sb->settle = t->settle;
+  sb->scratch = t->scratch;
+  sb->scratch_cap = t->scratch_cap;
+  sb->slots = t->slots;
+  sb->slots_top = 0;
+  sb->exec = NULL;
+  sb->deadline_ns = 0;
+  sb->interrupted = 0;
+  sb->broken = 0;
+}
+
+nx_sandbox_t *nx_snap_instantiate(const nx_snapshot_t *snap, const nx_config_t *cfg,
+                                  char *err, size_t errlen) {
+  nx_sandbox_t *sb = nx_sandbox_new_bare(cfg, err, errlen);
+  wasm_rt_memory_t *mem;
+  if (sb == NULL) return NULL;
+  mem = &sb->inst.w2c_memory;
+  if ((uint64_t)mem->max_pages * WASM_PAGE < snap->size ||
+      mmap(mem->data, snap->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, snap->fd,
+           0) == MAP_FAILED) {
+    snprintf(err, errlen, "could not map the snapshot into a sandbox: %s", strerror(errno));
+    nx_sandbox_free(sb);
+    return NULL;
+  }
+  mem->pages = (uint32_t)(snap->size / WASM_PAGE);
+  mem->size = (uint32_t)snap->size;
+  restore_fields(snap, sb);
+  return sb;
+}
+
+/* Copies the image back into the pages the last execution made private. */
+static int restore_private_pages(const nx_snapshot_t *snap, uint8_t *data) {
+  uint64_t entries[512];
+  size_t npages = snap->size / snap->os_page, i = 0;
+  off_t base = (off_t)((uintptr_t)data / snap->os_page) * (off_t)sizeof(uint64_t);
+
+  while (i < npages) {
+    size_t want = npages - i < 512 ? npages - i : 512, k;
+    ssize_t got = pread(snap->pagemap, entries, want * sizeof(uint64_t),
+                        base + (off_t)(i * sizeof(uint64_t)));
+    if (got != (ssize_t)(want * sizeof(uint64_t))) return -1;
+    for (k = 0; k < want; k++) {
+      size_t at = (i + k) * snap->os_page;
+      /* Present and not backed by the memfd: a private copy. */
+      if ((entries[k] & (PM_PRESENT | PM_FILE_OR_SHARED)) == PM_PRESENT)
+        memcpy(data + at, snap->bytes + at, snap->os_page);
+    }
+    i += want;
+  }
+  return 0;
+}
+
+int nx_snap_reset(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
+  wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
+  const wasm_rt_funcref_table_t *t = &sb->inst.w2c___indirect_function_table;
+
+  uint32_t i;
+
+  /* QuickJS never writes its table; a changed one means we cannot know
+   * what else changed. Entries name their own instance. */
+  if (t->size != snap->table_size) return -1;
+  for (i = 0; i < t->size; i++) {
+    const wasm_rt_funcref_t *a = &t->data[i], *b = &snap->table[i];
+    const void *inst = b->module_instance == snap->tmpl_inst ? (const void *)&sb->inst
+                                                              : b->module_instance;
+    if (a->func_type != b->func_type || a->func != b->func || a->module_instance != inst)
+      return -1;
+  }
+  if (mem->size > snap->size) { /* memory the execution grew: give it back */
+    size_t extra = (size_t)mem->size - snap->size;
+    if (madvise(mem->data + snap->size, extra, MADV_DONTNEED) != 0 ||
+        mprotect(mem->data + snap->size, extra, PROT_NONE) != 0)
+      return -1;
+  }
+  mem->pages = (uint32_t)(snap->size / WASM_PAGE);
+  mem->size = (uint32_t)snap->size;
+  if (snap->pagemap < 0 || restore_private_pages(snap, mem->data) != 0) {
+    if (madvise(mem->data, snap->size, MADV_DONTNEED) != 0) return -1;
+  }
+  restore_fields(snap, sb);
+  return 0;
+}

@@ -1,0 +1,32 @@
+/* Pristine sandboxes from a copy-on-write snapshot. Once per runtime an
+ * instance initialises QuickJS and the bootstrap; its linear memory goes
+ * into a memfd. Every sandbox maps that image MAP_PRIVATE, so untouched
+ * pages are shared, and is reset to it after every execution. */
+#ifndef NX_SNAPSHOT_H
+#define NX_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "sandbox.h"
+
+typedef struct nx_snapshot_s nx_snapshot_t;
+
+/* Builds the image (runs guest code: QuickJS init and the bootstrap). */
+nx_snapshot_t *nx_snap_create(const nx_config_t *cfg, char *err, size_t errlen);
+void nx_snap_free(nx_snapshot_t *snap);
+
+/* A new sandbox whose memory is the image: no QuickJS initialisation. */
+nx_sandbox_t *nx_snap_instantiate(const nx_snapshot_t *snap, const nx_config_t *cfg,
+                                  char *err, size_t errlen);
+
+/* Puts a sandbox back into the image's state, whatever its guest did
+ * (including a trap mid-operation). -1 when it cannot be trusted any more
+ * (the function table changed): destroy it. Thread-safe per sandbox. */
+int nx_snap_reset(const nx_snapshot_t *snap, nx_sandbox_t *sb);
+
+/* Bytes of the image. */
+size_t nx_snap_size(const nx_snapshot_t *snap);
+
+#endif
