@@ -24,6 +24,8 @@ const INTEGER_FIELDS = {
   defaultTimeoutMs: [1, 3600000],
   suspensionTimeoutMs: [1, 86400000],
   maxSuspended: [0, 1000000],
+  maxCacheBytes: [0, 2 ** 40],
+  maxDiskCacheBytes: [0, 2 ** 50],
 };
 const BOOLEAN_FIELDS = ['enableSIMD', 'enableBulkMemory', 'enableAOT'];
 const STRING_FIELDS = ['quickjsModulePath', 'cacheDir'];
@@ -75,11 +77,13 @@ function validateConfig(config) {
     defaultTimeoutMs: out.defaultTimeoutMs ?? 5000,
     suspensionTimeoutMs: out.suspensionTimeoutMs ?? 30000,
     maxSuspended: out.maxSuspended ?? 1000,
+    maxCacheBytes: out.maxCacheBytes ?? 64 * 1024 * 1024,
+    maxDiskCacheBytes: out.maxDiskCacheBytes ?? 0,
     enableSIMD: out.enableSIMD ?? false,
     enableBulkMemory: out.enableBulkMemory ?? true,
     enableAOT: true,
     quickjsModulePath: BUILTIN_QUICKJS,
-    cacheDir: out.cacheDir ?? null,
+    cacheDir: out.cacheDir === undefined ? null : require('path').resolve(out.cacheDir),
   });
 }
 
@@ -127,6 +131,18 @@ function validateTimeout(timeoutMs) {
     throw new RangeError(`timeoutMs must be an integer in [0, ${MAX_TIMEOUT_MS}], got ${timeoutMs}`);
   }
   return timeoutMs;
+}
+
+const MODE_BYTECODE = 1;
+const MODE_COMPILE = 2;
+const EMPTY_CONTEXT = Buffer.alloc(0);
+
+function compileError(error) {
+  const err = new Error(error.message);
+  err.code = error.code;
+  err.location = error.location;
+  err.snippet = error.snippet;
+  return err;
 }
 
 function encodeAnswer(value, where) {
@@ -182,6 +198,30 @@ class NexusRuntime {
     return packr.unpack(result);
   }
 
+  // Compiles once, in a sandbox; the buffer (header + QuickJS bytecode) runs
+  // with executeCompiledHandler() in any runtime of the same engine build.
+  async precompileHandler(code) {
+    if (this.#shutdown) throw shutDownError();
+    if (typeof code !== 'string') throw new TypeError('handler code must be a string');
+    const result = packr.unpack(await this.#native.execute(code, EMPTY_CONTEXT, 0, MODE_COMPILE));
+    if (result.status !== 'success') throw compileError(result.error);
+    return new Uint8Array(result.returnValue.buffer, result.returnValue.byteOffset, result.returnValue.byteLength);
+  }
+
+  async executeCompiledHandler(bytecode, context, timeoutMs) {
+    if (this.#shutdown) throw shutDownError();
+    if (!(bytecode instanceof Uint8Array)) throw new TypeError('bytecode must be a Uint8Array');
+    const ctx = validateContext(context);
+    const timeout = validateTimeout(timeoutMs);
+    const result = await this.#native.execute(bytecode, packr.pack(ctx), timeout, MODE_BYTECODE);
+    return packr.unpack(result);
+  }
+
+  getPrometheusMetrics() {
+    if (this.#shutdown) throw shutDownError();
+    return this.#native.prometheus();
+  }
+
   // One pending extension call answered; the execution then continues and
   // this resolves with its next result (suspended again, success or error).
   async resumeHandler(suspensionId, result) {
@@ -230,8 +270,8 @@ class NexusRuntime {
       totalExecutions: s.totalExecutions,
       activeInstances: s.activeInstances,
       availableInstances: s.availableInstances,
-      // No compile cache exists yet, so nothing can hit it.
-      cacheHitRate: 0,
+      // Share of source executions whose bytecode came from the compile cache.
+      cacheHitRate: s.cacheHits + s.cacheMisses ? s.cacheHits / (s.cacheHits + s.cacheMisses) : 0,
       avgExecutionTimeUs: s.avgExecutionTimeUs,
       totalMemoryBytes: s.totalMemoryBytes,
       liveInstances: s.liveInstances,
@@ -241,6 +281,11 @@ class NexusRuntime {
       workers: s.workers,
       executionsByStatus: { success: s.successes, error: s.errors, suspended: s.suspensions },
       errorsByCode: { ...s.executionsByCode },
+      cacheEntries: s.cacheEntries,
+      cacheBytes: s.cacheBytes,
+      cacheHits: s.cacheHits,
+      cacheMisses: s.cacheMisses,
+      snapshotBytes: s.snapshotBytes,
     };
   }
 

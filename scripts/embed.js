@@ -1,7 +1,10 @@
 'use strict';
 // Build step: turns a JavaScript file into a C header holding its bytes, so
-// the bootstrap ships inside the addon. Usage: embed.js IN SYMBOL OUT
+// the bootstrap ships inside the addon, with its SHA-256 and the engine
+// package's version (both go into the precompiled-handler header).
+// Usage: embed.js IN SYMBOL OUT
 const fs = require('fs');
+const crypto = require('crypto');
 const [input, symbol, output] = process.argv.slice(2);
 const bytes = fs.readFileSync(input);
 const lines = [];
@@ -13,4 +16,6 @@ static const char ${symbol}[] = {
 ${lines.join('\n')}
   0x00};
 static const unsigned long ${symbol}_len = ${bytes.length};
+#define NX_BOOTSTRAP_SHA256 "${crypto.createHash('sha256').update(bytes).digest('hex')}"
+#define NX_QJS_WASI_VERSION "${require('quickjs-wasi/package.json').version}"
 `);

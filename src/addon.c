@@ -184,6 +184,24 @@ static int read_config(napi_env env, napi_value obj, nx_config_t *cfg) {
   if (r) cfg->suspension_timeout_ms = (uint32_t)v;
   if ((r = get_number(env, obj, "maxSuspended", 0, 1000000, &v)) < 0) return -1;
   if (r) cfg->max_suspended = (uint32_t)v;
+  if ((r = get_number(env, obj, "maxCacheBytes", 0, 1ull << 40, &v)) < 0) return -1;
+  if (r) cfg->max_cache_bytes = (uint64_t)v;
+  if ((r = get_number(env, obj, "maxDiskCacheBytes", 0, 1ull << 50, &v)) < 0) return -1;
+  if (r) cfg->max_disk_cache_bytes = (uint64_t)v;
+  {
+    napi_value dir;
+    napi_valuetype t;
+    size_t len = 0;
+    bool has = false;
+    if (napi_has_named_property(env, obj, "cacheDir", &has) != napi_ok) return -1;
+    if (has && napi_get_named_property(env, obj, "cacheDir", &dir) == napi_ok &&
+        napi_typeof(env, dir, &t) == napi_ok && t == napi_string &&
+        (napi_get_value_string_utf8(env, dir, cfg->cache_dir, sizeof cfg->cache_dir, &len) != napi_ok ||
+         len + 1 >= sizeof cfg->cache_dir)) {
+      napi_throw_range_error(env, NULL, "config.cacheDir is too long");
+      return -1;
+    }
+  }
   if (cfg->min_instances > cfg->max_instances) {
     napi_throw_range_error(env, NULL, "config.minInstances must not exceed config.maxInstances");
     return -1;
@@ -281,25 +299,53 @@ static int track(napi_env env, nx_addon_rt_t *a) {
   return 0;
 }
 
-/* execute(code: string, context: Buffer, timeoutMs: number) -> Promise<Buffer> */
+/* Copies the bytes of a Buffer or any typed array / DataView view. */
+static int copy_bytes(napi_env env, napi_value v, uint8_t **out, size_t *len) {
+  bool is_buf = false, is_ta = false;
+  void *data = NULL;
+  *out = NULL;
+  *len = 0;
+  if (napi_is_buffer(env, v, &is_buf) != napi_ok) return -1;
+  if (is_buf) {
+    if (napi_get_buffer_info(env, v, &data, len) != napi_ok) return -1;
+  } else {
+    napi_typedarray_type type;
+    size_t count, offset;
+    napi_value ab;
+    if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta ||
+        napi_get_typedarray_info(env, v, &type, &count, &data, &ab, &offset) != napi_ok ||
+        type != napi_uint8_array)
+      return -1;
+    *len = count;
+  }
+  *out = malloc(*len ? *len : 1);
+  if (*out == NULL) return -2;
+  if (*len) memcpy(*out, data, *len);
+  return 0;
+}
+
+/* execute(handler, context: Buffer, timeoutMs: number, mode?: number) -> Promise<Buffer>
+ * mode 0 (default): handler is source; 1: a precompiled Uint8Array;
+ * 2: compile only (context ignored): the result's returnValue is bytecode. */
 static napi_value rt_execute(napi_env env, napi_callback_info info) {
-  size_t argc = 3, len = 0;
-  napi_value argv[3], promise;
+  size_t argc = 4, len = 0;
+  napi_value argv[4], promise;
   napi_valuetype t;
   nx_addon_rt_t *a = unwrap(env, info, &argc, argv);
   nx_job_t *job = NULL;
-  void *ctx_data = NULL;
-  double timeout = 0;
-  bool is_buf = false;
+  double timeout = 0, mode = 0;
+  int rc;
 
   if (a == NULL) return NULL;
   if (a->closing) return rejected(env, "SHUT_DOWN", "runtime is shut down");
-  if (argc < 3 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_string) {
-    napi_throw_type_error(env, NULL, "execute(code, context, timeoutMs): code must be a string");
+  if (argc >= 4 && (napi_get_value_double(env, argv[3], &mode) != napi_ok ||
+                    !(mode == 0 || mode == 1 || mode == 2))) {
+    napi_throw_range_error(env, NULL, "execute(handler, context, timeoutMs, mode): mode must be 0, 1 or 2");
     return NULL;
   }
-  if (napi_is_buffer(env, argv[1], &is_buf) != napi_ok || !is_buf) {
-    napi_throw_type_error(env, NULL, "execute(code, context, timeoutMs): context must be a Buffer");
+  if (argc < 3 || napi_typeof(env, argv[0], &t) != napi_ok ||
+      (mode != 1 && t != napi_string)) {
+    napi_throw_type_error(env, NULL, "execute(code, context, timeoutMs): code must be a string");
     return NULL;
   }
   if (napi_get_value_double(env, argv[2], &timeout) != napi_ok || !(timeout >= 0) ||
@@ -309,14 +355,28 @@ static napi_value rt_execute(napi_env env, napi_callback_info info) {
   }
   job = calloc(1, sizeof *job);
   if (job == NULL) goto oom;
-  CHECK(napi_get_value_string_utf8(env, argv[0], NULL, 0, &job->code_len));
-  job->code = malloc(job->code_len + 1);
-  if (job->code == NULL) goto oom;
-  CHECK(napi_get_value_string_utf8(env, argv[0], job->code, job->code_len + 1, &len));
-  CHECK(napi_get_buffer_info(env, argv[1], &ctx_data, &job->context_len));
-  job->context = malloc(job->context_len ? job->context_len : 1);
-  if (job->context == NULL) goto oom;
-  if (job->context_len) memcpy(job->context, ctx_data, job->context_len);
+  job->mode = (nx_exec_mode_t)mode;
+  rc = copy_bytes(env, argv[1], &job->context, &job->context_len);
+  if (rc == -2) goto oom;
+  if (rc != 0) {
+    nx_job_free(job);
+    napi_throw_type_error(env, NULL, "execute(code, context, timeoutMs): context must be a Buffer");
+    return NULL;
+  }
+  if (mode == 1) {
+    rc = copy_bytes(env, argv[0], (uint8_t **)&job->code, &job->code_len);
+    if (rc == -2) goto oom;
+    if (rc != 0) {
+      nx_job_free(job);
+      napi_throw_type_error(env, NULL, "executeCompiled: bytecode must be a Uint8Array");
+      return NULL;
+    }
+  } else {
+    CHECK(napi_get_value_string_utf8(env, argv[0], NULL, 0, &job->code_len));
+    job->code = malloc(job->code_len + 1);
+    if (job->code == NULL) goto oom;
+    CHECK(napi_get_value_string_utf8(env, argv[0], job->code, job->code_len + 1, &len));
+  }
   job->timeout_ms = (uint32_t)timeout;
   CHECK(napi_create_promise(env, (napi_deferred *)&job->data, &promise));
   CHECK(track(env, a) == 0 ? napi_ok : napi_generic_failure);
@@ -338,6 +398,31 @@ fail:
   nx_job_free(job);
   throw_last_error(env, "execute failed");
   return NULL;
+}
+
+/* prometheus() -> string (sync) */
+static napi_value rt_prometheus(napi_env env, napi_callback_info info) {
+  size_t argc = 0, len = 0;
+  nx_addon_rt_t *a = unwrap(env, info, &argc, NULL);
+  napi_value out;
+  char *text;
+  if (a == NULL) return NULL;
+  if (a->rt == NULL) {
+    napi_throw_error(env, NULL, "runtime is shut down");
+    return NULL;
+  }
+  text = nx_runtime_prometheus(a->rt, &len);
+  if (text == NULL) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  if (napi_create_string_utf8(env, text, len, &out) != napi_ok) {
+    free(text);
+    throw_last_error(env, "prometheus failed");
+    return NULL;
+  }
+  free(text);
+  return out;
 }
 
 /* resume(ids: string[], oks: boolean[], payloads: Buffer[]) -> Promise<Buffer>
@@ -509,6 +594,11 @@ static napi_value rt_stats(napi_env env, napi_callback_info info) {
       set_num(env, obj, "workers", s.workers) ||
       set_num(env, obj, "inFlight", a->inflight) ||
       set_num(env, obj, "suspendedExecutions", s.suspended) ||
+      set_num(env, obj, "cacheEntries", (double)s.cache_entries) ||
+      set_num(env, obj, "cacheBytes", (double)s.cache_bytes) ||
+      set_num(env, obj, "cacheHits", (double)s.cache_hits) ||
+      set_num(env, obj, "cacheMisses", (double)s.cache_misses) ||
+      set_num(env, obj, "snapshotBytes", (double)s.snapshot_bytes) ||
       set_num(env, obj, "successes", (double)s.by_status[NX_STATUS_SUCCESS]) ||
       set_num(env, obj, "errors", (double)s.by_status[NX_STATUS_ERROR]) ||
       set_num(env, obj, "suspensions", (double)s.by_status[NX_STATUS_SUSPENDED]) ||
@@ -561,6 +651,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"execute", NULL, rt_execute, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, rt_stats, NULL, NULL, NULL, napi_default, NULL},
       {"resume", NULL, rt_resume, NULL, NULL, NULL, napi_default, NULL},
+      {"prometheus", NULL, rt_prometheus, NULL, NULL, NULL, napi_default, NULL},
       {"cancelSuspended", NULL, rt_cancel_suspended, NULL, NULL, NULL, napi_default, NULL},
       {"shutdown", NULL, rt_shutdown, NULL, NULL, NULL, napi_default, NULL},
   };

@@ -13,6 +13,9 @@ void nx_config_defaults(nx_config_t *cfg) {
   cfg->default_timeout_ms = 5000;
   cfg->suspension_timeout_ms = 30000;
   cfg->max_suspended = 1000;
+  cfg->max_cache_bytes = 64u << 20;
+  cfg->max_disk_cache_bytes = 0;
+  cfg->cache_dir[0] = 0;
 }
 
 uint64_t nx_config_memory_reserve(const nx_config_t *cfg) {

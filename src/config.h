@@ -15,6 +15,9 @@ typedef struct {
   uint32_t default_timeout_ms; /* used when a call passes 0 */
   uint32_t suspension_timeout_ms; /* parked executions not resumed by then are dropped */
   uint32_t max_suspended;      /* parked executions at most */
+  uint64_t max_cache_bytes;    /* compile cache in memory */
+  uint64_t max_disk_cache_bytes; /* compile cache on disk; 0 = unbounded */
+  char cache_dir[4096];        /* "" = no disk cache */
 } nx_config_t;
 
 void nx_config_defaults(nx_config_t *cfg);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compiler.h"
 #include "hostcalls.h"
 #include "mpack.h"
 #include "wasm_rt/nx_wasm.h"
@@ -217,7 +218,7 @@ static void pack_snippet(msgpack_packer *pk, const nx_exec_t *ex, uint32_t line,
   uint32_t l = 1, col0, from, len, i, k;
   char buf[2 * SNIPPET_WIDTH + 4];
 
-  if (p == NULL) {
+  if (p == NULL || ex->mode != NX_MODE_SOURCE) { /* no source to quote */
     msgpack_pack_nil(pk);
     return;
   }
@@ -278,14 +279,23 @@ static void pack_raw_list(msgpack_packer *pk, const nx_out_list_t *list) {
   if (list->buf.size) msgpack_sbuffer_write(pk->data, list->buf.data, list->buf.size);
 }
 
+static const char *const hostcall_names[NX_HOSTCALL__COUNT] = {
+    "state.get", "state.set", "emit", "view", "log"};
+
+const char *nx_engine_hostcall_name(nx_hostcall_kind_t kind) { return hostcall_names[kind]; }
+
 static void pack_metrics(msgpack_packer *pk, nx_exec_t *ex, uint64_t duration_us,
                          uint64_t compile_us) {
-  static const char *const calls[NX_HOSTCALL__COUNT] = {
-      "state.get", "state.set", "emit", "view", "log"};
+  const char *const *calls = hostcall_names;
   uint32_t i, n = 0;
-  msgpack_pack_map(pk, 6);
+  uint32_t used = 0;
+  if (ex->sb && ex->env && ex->env->heap_used_offset)
+    nx_guest_read_u32(&ex->sb->inst, ex->sb->rt + ex->env->heap_used_offset, &used);
+  msgpack_pack_map(pk, 7);
   pack_str(pk, "durationUs");
   msgpack_pack_uint64(pk, duration_us);
+  pack_str(pk, "memoryUsedBytes");
+  msgpack_pack_uint64(pk, used);
   pack_str(pk, "compilationTimeUs");
   msgpack_pack_uint64(pk, compile_us);
   pack_str(pk, "memoryPeakBytes");
@@ -577,14 +587,66 @@ static int decode_field(nx_exec_t *ex, const msgpack_object *o, const char *root
   return st == NX_MP_OK ? 0 : -1;
 }
 
-static nx_jsval_t compile_handler(nx_exec_t *ex, nx_failure_t *f) {
+#define JS_EVAL_FLAG_COMPILE_ONLY (1 << 5)
+#define JS_WRITE_OBJ_BYTECODE (1 << 0)
+#define JS_READ_OBJ_BYTECODE (1 << 0)
+
+/* Evaluates a compiled script (consumed) to the handler function: the
+ * wrapper expression must yield an async function. */
+static nx_jsval_t eval_wrapper(nx_exec_t *ex, nx_jsval_t obj, nx_error_code_t code,
+                               nx_failure_t *f) {
+  nx_sandbox_t *sb = ex->sb;
+  nx_jsval_t fn = Q(JS_EvalFunction)(&sb->inst, sb->ctx, obj);
+  if (nx_jsval_tag(fn) == NX_TAG_EXCEPTION) {
+    failure_from_exception(ex, code, f);
+    return NX_EXCEPTION;
+  }
+  if (!Q(JS_IsAsyncFunction)(&sb->inst, fn)) {
+    nx_sandbox_free_value(sb, fn);
+    fail_with(f, code,
+              code == NX_E_INVALID_HANDLER
+                  ? "Invalid handler bytecode: it does not evaluate to a handler function"
+                  : "Handler code must be the body of a function (it closed the wrapper)");
+    return NX_EXCEPTION;
+  }
+  return fn;
+}
+
+/* Bytecode from the cache or a precompiled buffer, read inside the guest:
+ * QuickJS does not verify bytecode, so a crafted one can corrupt only the
+ * sandbox it runs in, which is reset afterwards. */
+static nx_jsval_t read_bytecode(nx_exec_t *ex, const uint8_t *bc, size_t len,
+                                nx_failure_t *f) {
+  nx_sandbox_t *sb = ex->sb;
+  uint32_t p = nx_sandbox_put(sb, bc, len);
+  nx_jsval_t obj;
+  if (p == 0) {
+    fail_with(f, NX_E_MEMORY_LIMIT, "Memory limit exceeded while loading the handler");
+    return NX_EXCEPTION;
+  }
+  obj = Q(JS_ReadObject)(&sb->inst, sb->ctx, p, (uint32_t)len, JS_READ_OBJ_BYTECODE);
+  if (nx_jsval_tag(obj) == NX_TAG_EXCEPTION) {
+    failure_from_exception(ex, NX_E_INVALID_HANDLER, f);
+    if (f->code == NX_E_INVALID_HANDLER) {
+      char msg[300];
+      snprintf(msg, sizeof msg, "Invalid handler bytecode: %s", f->message ? f->message : "unreadable");
+      fail_with(f, NX_E_INVALID_HANDLER, msg);
+    }
+    return NX_EXCEPTION;
+  }
+  return eval_wrapper(ex, obj, NX_E_INVALID_HANDLER, f);
+}
+
+/* Compiles the wrapped source; *bc receives its bytecode (malloc'd). */
+static nx_jsval_t compile_source(nx_exec_t *ex, uint8_t **bc, size_t *bc_len,
+                                 nx_failure_t *f) {
   nx_sandbox_t *sb = ex->sb;
   size_t len = sizeof wrap_prefix - 1 + ex->code_len + sizeof wrap_suffix - 1;
-  char *src;
-  uint32_t p;
-  nx_jsval_t fn;
+  uint32_t p, slot, out, n = 0;
+  uint8_t *bytes;
+  nx_jsval_t obj;
+  char *src = malloc(len + sizeof HANDLER_FILE);
 
-  src = malloc(len + sizeof HANDLER_FILE);
   if (src == NULL) {
     fail_with(f, NX_E_INTERNAL_ERROR, "host out of memory");
     return NX_EXCEPTION;
@@ -600,17 +662,81 @@ static nx_jsval_t compile_handler(nx_exec_t *ex, nx_failure_t *f) {
     fail_with(f, NX_E_MEMORY_LIMIT, "Memory limit exceeded while loading the handler");
     return NX_EXCEPTION;
   }
-  fn = Q(JS_Eval)(&sb->inst, sb->ctx, p, (uint32_t)len, p + (uint32_t)len + 1, 0);
-  if (nx_jsval_tag(fn) == NX_TAG_EXCEPTION) {
+  obj = Q(JS_Eval)(&sb->inst, sb->ctx, p, (uint32_t)len, p + (uint32_t)len + 1,
+                   JS_EVAL_FLAG_COMPILE_ONLY);
+  if (nx_jsval_tag(obj) == NX_TAG_EXCEPTION) {
     failure_from_exception(ex, NX_E_COMPILATION_ERROR, f);
     return NX_EXCEPTION;
   }
-  if (!Q(JS_IsAsyncFunction)(&sb->inst, fn)) {
-    nx_sandbox_free_value(sb, fn);
-    fail_with(f, NX_E_COMPILATION_ERROR,
-              "Handler code must be the body of a function (it closed the wrapper)");
+  slot = nx_sandbox_slot_push(sb, 1);
+  out = slot ? Q(JS_WriteObject)(&sb->inst, sb->ctx, slot, obj, JS_WRITE_OBJ_BYTECODE) : 0;
+  if (out != 0 && nx_guest_read_u32(&sb->inst, slot, &n) == 0 &&
+      (bytes = nx_guest_bytes(&sb->inst, out, n)) != NULL && (*bc = malloc(n ? n : 1)) != NULL) {
+    memcpy(*bc, bytes, n);
+    *bc_len = n;
+  }
+  if (out) Q(js_free)(&sb->inst, sb->ctx, out);
+  nx_sandbox_slot_pop(sb, 1);
+  if (*bc == NULL) {
+    nx_sandbox_free_value(sb, obj);
+    fail_with(f, NX_E_INTERNAL_ERROR, "could not serialise the compiled handler");
     return NX_EXCEPTION;
   }
+  return eval_wrapper(ex, obj, NX_E_COMPILATION_ERROR, f);
+}
+
+/* The handler function for this execution. Source is compiled once per
+ * runtime (and engine version): later executions read the cached bytecode
+ * into their fresh sandbox. In compile mode *packed receives the
+ * precompileHandler() buffer. */
+static nx_jsval_t load_handler(nx_exec_t *ex, uint8_t **packed, size_t *packed_len,
+                               nx_failure_t *f) {
+  const nx_engine_env_t *env = ex->env;
+  uint8_t key[32], *bc = NULL;
+  size_t bc_len = 0;
+  nx_blob_t *blob = NULL;
+  nx_cache_where_t where = NX_CACHE_MISS;
+  nx_jsval_t fn = NX_EXCEPTION;
+
+  if (ex->mode == NX_MODE_BYTECODE) {
+    const uint8_t *body;
+    size_t body_len;
+    const char *why = nx_compiler_unpack(env->engine, (const uint8_t *)ex->code, ex->code_len,
+                                         &body, &body_len);
+    if (why) {
+      char msg[200];
+      snprintf(msg, sizeof msg, "Invalid handler bytecode: %s", why);
+      fail_with(f, NX_E_INVALID_HANDLER, msg);
+      return NX_EXCEPTION;
+    }
+    ex->cache_hit = 1; /* nothing to compile */
+    return read_bytecode(ex, body, body_len, f);
+  }
+
+  nx_compiler_key(env->engine, ex->code, ex->code_len, key);
+  ex->cache_lookup = env->cache != NULL;
+  if (env->cache) blob = nx_cache_get(env->cache, key, &where);
+  if (blob) {
+    fn = read_bytecode(ex, blob->data, blob->len, f);
+    if (nx_jsval_tag(fn) != NX_TAG_EXCEPTION) {
+      ex->cache_hit = 1;
+      if (packed && nx_compiler_pack(env->engine, ex->code, ex->code_len, blob->data, blob->len,
+                                     packed, packed_len) != 0)
+        fail_with(f, NX_E_INTERNAL_ERROR, "host out of memory");
+      nx_blob_release(blob);
+      return fn;
+    }
+    /* Unreadable cached bytecode: compile afresh and replace it. */
+    nx_blob_release(blob);
+    failure_free(f);
+  }
+  fn = compile_source(ex, &bc, &bc_len, f);
+  if (bc && env->cache && nx_jsval_tag(fn) != NX_TAG_EXCEPTION)
+    nx_blob_release(nx_cache_put(env->cache, key, bc, bc_len));
+  if (bc && packed && nx_jsval_tag(fn) != NX_TAG_EXCEPTION &&
+      nx_compiler_pack(env->engine, ex->code, ex->code_len, bc, bc_len, packed, packed_len) != 0)
+    fail_with(f, NX_E_INTERNAL_ERROR, "host out of memory");
+  free(bc);
   return fn;
 }
 
@@ -646,9 +772,10 @@ static int start_handler(nx_exec_t *ex, nx_failure_t *f) {
   uint64_t t = nx_now_ns();
   int rc = -1, i;
 
-  a[0] = compile_handler(ex, f);
+  a[0] = load_handler(ex, NULL, NULL, f);
   ex->compile_us = (nx_now_ns() - t) / 1000u;
-  if (nx_jsval_tag(a[0]) == NX_TAG_EXCEPTION) {
+  if (nx_jsval_tag(a[0]) == NX_TAG_EXCEPTION || f->code != NX_OK) {
+    if (nx_jsval_tag(a[0]) != NX_TAG_EXCEPTION) nx_sandbox_free_value(sb, a[0]);
     a[0] = NX_UNDEFINED;
     goto done;
   }
@@ -731,6 +858,23 @@ static nx_status_t run_guarded(nx_exec_t *ex, int first, const nx_answer_t *answ
   nx_status_t status = NX_STATUS_ERROR;
   nx_jsval_t value;
 
+  if (ex->mode == NX_MODE_COMPILE) { /* precompileHandler(): no run */
+    uint8_t *packed = NULL;
+    size_t packed_len = 0;
+    uint64_t t = nx_now_ns();
+    value = load_handler(ex, &packed, &packed_len, f);
+    ex->compile_us = (nx_now_ns() - t) / 1000u;
+    if (nx_jsval_tag(value) != NX_TAG_EXCEPTION) nx_sandbox_free_value(sb, value);
+    if (packed && f->code == NX_OK) {
+      msgpack_packer mpk;
+      msgpack_packer_init(&mpk, mutations, msgpack_sbuffer_write);
+      msgpack_pack_bin_with_body(rpk, packed, packed_len);
+      msgpack_pack_array(&mpk, 0);
+      status = NX_STATUS_SUCCESS;
+    }
+    free(packed);
+    goto leave;
+  }
   if (first ? start_handler(ex, f) != 0 : settle_calls(ex, answers, n, f) != 0)
     goto leave;
   if (drain_jobs(ex) != 0) {
@@ -800,9 +944,10 @@ static int parse_context(nx_exec_t *ex, nx_failure_t *f) {
   return 0;
 }
 
-nx_exec_t *nx_exec_new(nx_sandbox_t *sb, const nx_config_t *cfg, char *code,
-                       size_t code_len, uint8_t *context, size_t context_len,
+nx_exec_t *nx_exec_new(nx_sandbox_t *sb, const nx_engine_env_t *env, nx_exec_mode_t mode,
+                       char *code, size_t code_len, uint8_t *context, size_t context_len,
                        uint32_t timeout_ms) {
+  const nx_config_t *cfg = env->cfg;
   nx_exec_t *ex = calloc(1, sizeof *ex);
   if (ex == NULL) {
     free(code);
@@ -811,6 +956,8 @@ nx_exec_t *nx_exec_new(nx_sandbox_t *sb, const nx_config_t *cfg, char *code,
   }
   ex->sb = sb;
   ex->cfg = cfg;
+  ex->env = env;
+  ex->mode = mode;
   ex->code = code;
   ex->code_len = code_len;
   ex->context = context;
@@ -857,7 +1004,7 @@ int nx_engine_run(nx_exec_t *ex, const nx_answer_t *answers, uint32_t nanswers,
   msgpack_packer_init(&rpk, &retval, msgpack_sbuffer_write);
   segment_begin(ex);
   ex->started = 1;
-  if (first && parse_context(ex, &f) != 0) goto finish;
+  if (first && ex->mode != NX_MODE_COMPILE && parse_context(ex, &f) != 0) goto finish;
   if (!ex->guest_ok) {
     fail_with(&f, NX_E_INTERNAL_ERROR, "the execution's sandbox was lost");
     goto finish;
@@ -899,6 +1046,7 @@ finish:
     outcome->code = status == NX_STATUS_ERROR ? f.code : NX_OK;
     outcome->duration_us = seg_ns / 1000u;
     outcome->compile_us = first ? ex->compile_us : 0;
+    outcome->cache = first && ex->cache_lookup ? ex->cache_hit : -1;
   }
   sb->exec = NULL;
   sb->deadline_ns = 0;

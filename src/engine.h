@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache.h"
 #include "caps.h"
 #include "config.h"
 #include "errors.h"
@@ -49,14 +50,22 @@ typedef enum {
   NX_HOSTCALL__COUNT
 } nx_hostcall_kind_t;
 
-typedef enum {
-  NX_STATUS_SUCCESS,
-  NX_STATUS_ERROR,
-  NX_STATUS_SUSPENDED,
-  NX_STATUS__COUNT
-} nx_status_t;
-
 #define NX_SUSPENSION_ID_BYTES 16
+
+/* What an execution starts from. */
+typedef enum {
+  NX_MODE_SOURCE,   /* handler source: compiled, or its bytecode from the cache */
+  NX_MODE_BYTECODE, /* a precompileHandler() buffer */
+  NX_MODE_COMPILE,  /* compile only: the result's returnValue is that buffer */
+} nx_exec_mode_t;
+
+/* Shared by every execution of a runtime; read-only once built. */
+typedef struct {
+  const nx_config_t *cfg;
+  nx_cache_t *cache;         /* bytecode by source: memory and disk */
+  char engine[200];          /* engine tag (compiler.h) */
+  uint32_t heap_used_offset; /* of JSRuntime's malloc_size; 0: unknown */
+} nx_engine_env_t;
 
 /* One $ext call. `answered` belongs to the worker running the execution;
  * `published` and `claimed` to the runtime's lock (suspension table). */
@@ -77,7 +86,9 @@ typedef struct {
 struct nx_exec_s {
   nx_sandbox_t *sb;
   const nx_config_t *cfg;
-  char *code;               /* owned: the source, for snippets (NULL for bytecode) */
+  const nx_engine_env_t *env;
+  nx_exec_mode_t mode;
+  char *code;               /* owned: the source, or the precompiled buffer */
   size_t code_len;
   uint8_t *context;         /* owned: msgpack-c objects point into these bytes */
   size_t context_len;
@@ -111,7 +122,8 @@ struct nx_exec_s {
   uint64_t start_ns;         /* of the current segment */
   uint64_t interrupts0;
   uint64_t compile_us;
-  int cache_hit;             /* the sandbox had this handler compiled */
+  int cache_hit;             /* the bytecode came from the compile cache */
+  int cache_lookup;          /* the cache was asked (source mode) */
   int guest_ok;              /* guest references may still be released */
 
   /* Owned by the runtime, under its lock. */
@@ -136,11 +148,12 @@ typedef struct {
   nx_error_code_t code; /* NX_OK unless status is NX_STATUS_ERROR */
   uint64_t duration_us; /* this segment's */
   uint64_t compile_us;
+  int cache;            /* -1: not asked; 0: miss; 1: hit (first segment only) */
 } nx_exec_outcome_t;
 
 /* A new execution of `code` (owned from here on, like `context`). */
-nx_exec_t *nx_exec_new(nx_sandbox_t *sb, const nx_config_t *cfg, char *code,
-                       size_t code_len, uint8_t *context, size_t context_len,
+nx_exec_t *nx_exec_new(nx_sandbox_t *sb, const nx_engine_env_t *env, nx_exec_mode_t mode,
+                       char *code, size_t code_len, uint8_t *context, size_t context_len,
                        uint32_t timeout_ms);
 /* Runs the next segment: the start, or a resume with the host's answers.
  * *out receives the MessagePack result (malloc'd, the caller frees it);
@@ -156,6 +169,9 @@ void nx_exec_free(nx_exec_t *ex, int release_guest);
 /* The 32 lowercase hex digits of a suspension id. */
 void nx_exec_format_id(const uint8_t id[NX_SUSPENSION_ID_BYTES],
                        char hex[2 * NX_SUSPENSION_ID_BYTES + 1]);
+
+/* "state.get", "emit", ...: the metrics.hostCalls keys. */
+const char *nx_engine_hostcall_name(nx_hostcall_kind_t kind);
 
 /* Builds a result for an execution that never reached a sandbox. */
 int nx_engine_error_result(nx_error_code_t code, const char *message,

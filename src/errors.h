@@ -16,6 +16,14 @@ typedef enum {
   NX_E__COUNT
 } nx_error_code_t;
 
+/* How one result (a start or a resume) of an execution ended. */
+typedef enum {
+  NX_STATUS_SUCCESS,
+  NX_STATUS_ERROR,
+  NX_STATUS_SUSPENDED,
+  NX_STATUS__COUNT
+} nx_status_t;
+
 const char *nx_error_name(nx_error_code_t code);
 
 #endif

@@ -9,13 +9,6 @@
 
 #include "errors.h"
 
-typedef enum {
-  NX_STATUS_SUCCESS,
-  NX_STATUS_ERROR,
-  NX_STATUS_SUSPENDED,
-  NX_STATUS__COUNT
-} nx_status_t;
-
 /* Host-call series get their own label value for the first
  * NX_METRICS_HOSTCALL_CAP distinct names. Extension names come from users,
  * so an unbounded label set would let one panel blow up every scrape and

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "compiler.h"
+#include "metrics.h"
 #include "snapshot.h"
 #include "suspend.h"
 #include "wasm_rt/nx_wasm.h"
@@ -22,6 +24,8 @@ struct nx_runtime_s {
   uint32_t queued;
   nx_pool_t pool;
   nx_snapshot_t *snap;       /* the image every sandbox starts from */
+  nx_engine_env_t env;       /* engine tag, compile cache */
+  nx_metrics_t *metrics;     /* has its own lock */
   nx_susp_table_t susp;      /* suspension id -> parked execution */
   nx_exec_t *park_head, *park_tail; /* by deadline: parked in time order */
   nx_exec_t *cancelled;      /* unparked by cancelSuspended, for a worker to retire */
@@ -71,6 +75,8 @@ static void reject_job(nx_job_t *job, const char *code, const char *message) {
  * stats are current by the time a caller sees its result. */
 static void complete(nx_runtime_t *rt, nx_job_t *job) {
   if (job->reject_code == NULL) {
+    nx_metrics_record_result(rt->metrics, job->outcome.status, job->outcome.code,
+                             job->outcome.duration_us);
     rt->stats.total++;
     rt->stats.by_status[job->outcome.status]++;
     rt->stats.by_code[job->outcome.code]++;
@@ -173,6 +179,21 @@ static void retire(nx_runtime_t *rt, nx_exec_t *ex, nx_job_t *job, nx_job_t *wai
   nx_sandbox_free(discard);
 }
 
+/* Host calls and the compile-cache outcome of the segment just run. */
+static void record_calls(nx_runtime_t *rt, const nx_exec_t *ex, const nx_exec_outcome_t *o) {
+  uint32_t i;
+  for (i = 0; i < NX_HOSTCALL__COUNT; i++)
+    if (ex->hostcalls[i]) {
+      const char *name = nx_engine_hostcall_name((nx_hostcall_kind_t)i);
+      nx_metrics_record_hostcall(rt->metrics, name, strlen(name), ex->hostcalls[i]);
+    }
+  for (i = 0; i < ex->next_counts; i++)
+    if (ex->ext_counts[i].count)
+      nx_metrics_record_hostcall(rt->metrics, ex->ext_counts[i].name,
+                                 strlen(ex->ext_counts[i].name), ex->ext_counts[i].count);
+  if (o->cache >= 0) nx_metrics_record_cache(rt->metrics, o->cache);
+}
+
 /* Runs one segment of an execution and decides, under the lock, whether it
  * parks (suspended) or is over. `before`: the sandbox memory the pool
  * accounts for already. */
@@ -186,6 +207,7 @@ static void run_segment(nx_runtime_t *rt, nx_job_t *job, nx_exec_t *ex, uint64_t
   if (nx_engine_run(ex, job->answers, job->nanswers, &job->result, &job->result_len,
                     &job->outcome) != 0)
     fail_job(job, NX_E_INTERNAL_ERROR, "could not build the result");
+  record_calls(rt, ex, &job->outcome);
   now = nx_sandbox_memory_bytes(sb);
 
   pthread_mutex_lock(&rt->lock);
@@ -259,8 +281,8 @@ static void run_execute(nx_runtime_t *rt, nx_job_t *job, nx_sandbox_t *sb) {
     }
     sb->cancel = &rt->cancel;
   }
-  ex = nx_exec_new(sb, &rt->cfg, job->code, job->code_len, job->context, job->context_len,
-                   job->timeout_ms);
+  ex = nx_exec_new(sb, &rt->env, job->mode, job->code, job->code_len, job->context,
+                   job->context_len, job->timeout_ms);
   job->code = NULL; /* owned by the execution now */
   job->context = NULL;
   if (ex == NULL) {
@@ -420,6 +442,14 @@ nx_runtime_t *nx_runtime_start(const nx_config_t *cfg, nx_job_done_cb done,
   if (nx_susp_init(&rt->susp) != 0) goto oom;
   rt->snap = nx_snap_create(cfg, err, errlen);
   if (rt->snap == NULL) goto fail;
+  rt->env.cfg = &rt->cfg;
+  nx_compiler_engine_tag(rt->env.engine, sizeof rt->env.engine, nx_snap_qjs_version(rt->snap));
+  rt->env.heap_used_offset = nx_snap_heap_used_offset(rt->snap);
+  rt->env.cache = nx_cache_new(cfg->max_cache_bytes, cfg->cache_dir[0] ? cfg->cache_dir : NULL,
+                               cfg->max_disk_cache_bytes, err, errlen);
+  if (rt->env.cache == NULL) goto fail;
+  rt->metrics = nx_metrics_new();
+  if (rt->metrics == NULL) goto oom;
   rt->threads = calloc(cfg->workers, sizeof *rt->threads);
   if (rt->threads == NULL) goto oom;
   if (pthread_attr_init(&attr) != 0) goto oom;
@@ -442,6 +472,8 @@ fail:
     nx_pool_destroy(&rt->pool);
     nx_susp_destroy(&rt->susp);
     nx_snap_free(rt->snap);
+    nx_cache_free(rt->env.cache);
+    nx_metrics_free(rt->metrics);
     free(rt->threads);
     pthread_mutex_destroy(&rt->lock);
     pthread_cond_destroy(&rt->cond);
@@ -601,6 +633,8 @@ void nx_runtime_stop(nx_runtime_t *rt) {
   nx_pool_destroy(&rt->pool);
   nx_susp_destroy(&rt->susp);
   nx_snap_free(rt->snap);
+  nx_cache_free(rt->env.cache);
+  nx_metrics_free(rt->metrics);
   free(rt->threads);
   pthread_mutex_destroy(&rt->lock);
   pthread_cond_destroy(&rt->cond);
@@ -608,6 +642,8 @@ void nx_runtime_stop(nx_runtime_t *rt) {
 }
 
 void nx_runtime_stats(nx_runtime_t *rt, nx_stats_t *out) {
+  nx_cache_stats_t cs;
+  nx_metrics_totals_t mt;
   pthread_mutex_lock(&rt->lock);
   *out = rt->stats;
   out->idle = rt->pool.nidle;
@@ -617,4 +653,26 @@ void nx_runtime_stats(nx_runtime_t *rt, nx_stats_t *out) {
   out->suspended = rt->nparked;
   out->memory = rt->pool.memory + rt->parked_memory;
   pthread_mutex_unlock(&rt->lock);
+  nx_cache_stats(rt->env.cache, &cs);
+  nx_metrics_totals(rt->metrics, &mt);
+  out->cache_entries = cs.entries;
+  out->cache_bytes = cs.bytes;
+  out->cache_hits = mt.cache_hits;
+  out->cache_misses = mt.cache_misses;
+  out->snapshot_bytes = nx_snap_size(rt->snap);
+}
+
+char *nx_runtime_prometheus(nx_runtime_t *rt, size_t *len) {
+  nx_stats_t s;
+  nx_metrics_gauges_t g;
+  nx_runtime_stats(rt, &s);
+  memset(&g, 0, sizeof g);
+  g.instances_active = s.active;
+  g.instances_idle = s.idle;
+  g.executions_suspended = s.suspended;
+  g.executions_queued = s.queued;
+  g.memory_bytes = s.memory;
+  g.cache_entries = s.cache_entries;
+  g.cache_bytes = s.cache_bytes;
+  return nx_metrics_render(rt->metrics, &g, len);
 }

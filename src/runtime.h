@@ -14,14 +14,14 @@
 #include "pool.h"
 
 typedef enum {
-  NX_JOB_EXECUTE, /* start an execution of `code` */
+  NX_JOB_EXECUTE, /* start an execution of `code` (see `mode`) */
   NX_JOB_RESUME,  /* answer pending calls of `exec` and continue it */
-  NX_JOB_DISCARD, /* drop a cancelled parked `exec` (no completion) */
 } nx_job_kind_t;
 
 typedef struct nx_job_s {
   struct nx_job_s *next;
   nx_job_kind_t kind;
+  nx_exec_mode_t mode;
   char *code;
   size_t code_len;
   uint8_t *context;
@@ -55,6 +55,8 @@ typedef struct {
   uint32_t workers;
   uint32_t suspended;            /* parked now */
   uint64_t memory;               /* linear memory of live and parked sandboxes */
+  uint64_t cache_entries, cache_bytes, cache_hits, cache_misses;
+  uint64_t snapshot_bytes;
 } nx_stats_t;
 
 typedef struct nx_runtime_s nx_runtime_t;
@@ -87,6 +89,8 @@ void nx_runtime_cancel(nx_runtime_t *rt);
  * error first and parked executions are discarded. Call once. */
 void nx_runtime_stop(nx_runtime_t *rt);
 void nx_runtime_stats(nx_runtime_t *rt, nx_stats_t *out);
+/* Prometheus text exposition (malloc'd), or NULL on allocation failure. */
+char *nx_runtime_prometheus(nx_runtime_t *rt, size_t *len);
 void nx_job_free(nx_job_t *job);
 
 #endif

@@ -207,6 +207,24 @@ uint64_t nx_sandbox_memory_bytes(const nx_sandbox_t *sb) {
   return sb->inst.w2c_memory.size;
 }
 
+const char *nx_sandbox_engine_package(void) { return NX_QJS_WASI_VERSION; }
+const char *nx_sandbox_bootstrap_sha256(void) { return NX_BOOTSTRAP_SHA256; }
+
+void nx_sandbox_qjs_version(nx_sandbox_t *sb, char *out, size_t outlen) {
+  nx_wasm_guard_t guard;
+  out[0] = 0;
+  if (NX_WASM_TRY(&guard) == 0) {
+    uint32_t p = Q(JS_GetVersion)(&sb->inst);
+    const uint8_t *s = nx_guest_bytes(&sb->inst, p, 1);
+    size_t n = 0;
+    while (s && n + 1 < outlen && nx_guest_bytes(&sb->inst, p + (uint32_t)n, 1) && s[n])
+      n++;
+    if (s) memcpy(out, s, n);
+    out[n] = 0;
+    nx_wasm_leave(&guard);
+  }
+}
+
 /* ---- lifecycle -------------------------------------------------------- */
 
 /* Evaluates the bootstrap (a function expression), hands it the host

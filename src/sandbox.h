@@ -71,4 +71,12 @@ uint64_t nx_sandbox_memory_bytes(const nx_sandbox_t *sb);
 
 uint64_t nx_now_ns(void);
 
+/* Build facts of the engine, for the precompiled-handler header: the
+ * quickjs-wasi package version and the bootstrap's SHA-256 (hex). */
+const char *nx_sandbox_engine_package(void);
+const char *nx_sandbox_bootstrap_sha256(void);
+
+/* QuickJS's own version string, read from a live sandbox ("" on failure). */
+void nx_sandbox_qjs_version(nx_sandbox_t *sb, char *out, size_t outlen);
+
 #endif

@@ -29,7 +29,44 @@ struct nx_snapshot_s {
   wasm_rt_funcref_t *table;
   uint32_t table_size;
   const void *tmpl_inst;  /* the template's instance, as its table names it */
+  char qjs_version[48];
+  uint32_t heap_used_offset;
 };
+
+const char *nx_snap_qjs_version(const nx_snapshot_t *snap) { return snap->qjs_version; }
+uint32_t nx_snap_heap_used_offset(const nx_snapshot_t *snap) { return snap->heap_used_offset; }
+
+/* malloc_size as JS_ComputeMemoryUsage reports it (its first field). */
+static int64_t heap_used(nx_sandbox_t *sb) {
+  int64_t v = -1;
+  Q(JS_ComputeMemoryUsage)(&sb->inst, sb->rt, sb->slots);
+  nx_guest_read_u64(&sb->inst, sb->slots, (uint64_t *)&v);
+  return v;
+}
+
+/* JS_ComputeMemoryUsage walks the whole heap: too slow for every result.
+ * The runtime keeps the same number in a field of JSRuntime; find that
+ * field once, by matching it at two different heap sizes. */
+static uint32_t find_heap_used_offset(nx_sandbox_t *sb) {
+  nx_wasm_guard_t guard;
+  uint32_t found = 0, off, v;
+  if (NX_WASM_TRY(&guard) != 0) return 0;
+  {
+    int64_t a = heap_used(sb), b;
+    nx_jsval_t o;
+    for (off = 4; off < 128 && !found; off += 4)
+      if (nx_guest_read_u32(&sb->inst, sb->rt + off, &v) == 0 && a > 0 && v == (uint64_t)a)
+        found = off;
+    o = Q(JS_NewArray)(&sb->inst, sb->ctx);
+    b = heap_used(sb);
+    if (!found || b == a || nx_guest_read_u32(&sb->inst, sb->rt + found, &v) != 0 ||
+        v != (uint64_t)b)
+      found = 0;
+    nx_sandbox_free_value(sb, o);
+  }
+  nx_wasm_leave(&guard);
+  return found;
+}
 
 size_t nx_snap_size(const nx_snapshot_t *snap) { return snap->size; }
 
@@ -85,6 +122,8 @@ nx_snapshot_t *nx_snap_create(const nx_config_t *cfg, char *err, size_t errlen) 
   if (snap->table == NULL) goto oom;
   memcpy(snap->table, t->data, (size_t)t->size * sizeof *t->data);
   snap->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  nx_sandbox_qjs_version(sb, snap->qjs_version, sizeof snap->qjs_version);
+  snap->heap_used_offset = find_heap_used_offset(sb); /* after the image is taken */
   nx_sandbox_free(sb);
   return snap;
 oom:

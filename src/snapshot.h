@@ -26,6 +26,11 @@ nx_sandbox_t *nx_snap_instantiate(const nx_snapshot_t *snap, const nx_config_t *
  * (the function table changed): destroy it. Thread-safe per sandbox. */
 int nx_snap_reset(const nx_snapshot_t *snap, nx_sandbox_t *sb);
 
+/* QuickJS's version string, and where JSRuntime keeps its heap size
+ * (0 when it could not be found), as read from the template instance. */
+const char *nx_snap_qjs_version(const nx_snapshot_t *snap);
+uint32_t nx_snap_heap_used_offset(const nx_snapshot_t *snap);
+
 /* Bytes of the image. */
 size_t nx_snap_size(const nx_snapshot_t *snap);
 
