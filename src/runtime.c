@@ -32,6 +32,7 @@ struct nx_runtime_s {
   uint32_t nparked;
   uint32_t nsuspended;       /* executions between their first park and their end */
   uint64_t parked_memory;
+  uint32_t resetting;        /* sandboxes between their last result and the pool */
   pthread_t *threads;
   uint32_t nthreads;
   int stopping;
@@ -161,19 +162,25 @@ static void fail_waiters(nx_runtime_t *rt, nx_job_t *w, const char *why) {
   }
 }
 
-/* Frees an execution that is over and gives its sandbox back to the pool,
- * completing `job` (may be NULL) and failing `waiters` under the same lock,
- * so the caller sees its result only once the instance is available again. */
+/* Frees an execution that is over, completes `job` (may be NULL), fails
+ * `waiters`, and gives the sandbox back to the pool once it is reset. The
+ * reset runs after the completion is posted, off the caller's latency; the
+ * sandbox counts as available meanwhile, and nothing can start on it before
+ * it is back in the pool, so completions still come in queue order. */
 static void retire(nx_runtime_t *rt, nx_exec_t *ex, nx_job_t *job, nx_job_t *waiters) {
   nx_sandbox_t *sb = ex->sb, *discard = NULL;
   nx_exec_free(ex, 0);
+  pthread_mutex_lock(&rt->lock);
+  rt->resetting++;
+  if (job) complete(rt, job);
+  fail_waiters(rt, waiters, "The execution ended before this call was answered");
+  pthread_mutex_unlock(&rt->lock);
   /* Whatever the handler did, even a trap mid-operation, is undone here:
    * the next execution on this sandbox starts from the pristine image. */
   if (nx_snap_reset(rt->snap, sb) != 0) sb->broken = 1;
   pthread_mutex_lock(&rt->lock);
+  rt->resetting--;
   nx_pool_put(&rt->pool, sb, nx_sandbox_memory_bytes(sb), &discard);
-  if (job) complete(rt, job);
-  fail_waiters(rt, waiters, "The execution ended before this call was answered");
   pthread_cond_broadcast(&rt->cond);
   pthread_mutex_unlock(&rt->lock);
   nx_sandbox_free(discard);
@@ -646,7 +653,7 @@ void nx_runtime_stats(nx_runtime_t *rt, nx_stats_t *out) {
   nx_metrics_totals_t mt;
   pthread_mutex_lock(&rt->lock);
   *out = rt->stats;
-  out->idle = rt->pool.nidle;
+  out->idle = rt->pool.nidle + rt->resetting;
   out->live = rt->pool.live;
   out->queued = rt->queued;
   out->workers = rt->nthreads;
