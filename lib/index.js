@@ -286,6 +286,11 @@ class NexusRuntime {
       cacheHits: s.cacheHits,
       cacheMisses: s.cacheMisses,
       snapshotBytes: s.snapshotBytes,
+      // How long handing out a pristine sandbox takes: a reset after each
+      // execution, an instantiation from the image for a new one.
+      avgResetUs: s.avgResetUs,
+      avgInstantiateUs: s.avgInstantiateUs,
+      snapshotCreateUs: s.snapshotCreateUs,
     };
   }
 

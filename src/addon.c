@@ -599,6 +599,10 @@ static napi_value rt_stats(napi_env env, napi_callback_info info) {
       set_num(env, obj, "cacheHits", (double)s.cache_hits) ||
       set_num(env, obj, "cacheMisses", (double)s.cache_misses) ||
       set_num(env, obj, "snapshotBytes", (double)s.snapshot_bytes) ||
+      set_num(env, obj, "snapshotCreateUs", (double)s.snapshot_create_us) ||
+      set_num(env, obj, "avgResetUs", s.resets ? (double)s.reset_ns_sum / 1000.0 / (double)s.resets : 0) ||
+      set_num(env, obj, "avgInstantiateUs",
+              s.instantiations ? (double)s.instantiate_ns_sum / 1000.0 / (double)s.instantiations : 0) ||
       set_num(env, obj, "successes", (double)s.by_status[NX_STATUS_SUCCESS]) ||
       set_num(env, obj, "errors", (double)s.by_status[NX_STATUS_ERROR]) ||
       set_num(env, obj, "suspensions", (double)s.by_status[NX_STATUS_SUSPENDED]) ||

@@ -169,6 +169,7 @@ static void fail_waiters(nx_runtime_t *rt, nx_job_t *w, const char *why) {
  * it is back in the pool, so completions still come in queue order. */
 static void retire(nx_runtime_t *rt, nx_exec_t *ex, nx_job_t *job, nx_job_t *waiters) {
   nx_sandbox_t *sb = ex->sb, *discard = NULL;
+  uint64_t t0;
   nx_exec_free(ex, 0);
   pthread_mutex_lock(&rt->lock);
   rt->resetting++;
@@ -177,8 +178,12 @@ static void retire(nx_runtime_t *rt, nx_exec_t *ex, nx_job_t *job, nx_job_t *wai
   pthread_mutex_unlock(&rt->lock);
   /* Whatever the handler did, even a trap mid-operation, is undone here:
    * the next execution on this sandbox starts from the pristine image. */
+  t0 = nx_now_ns();
   if (nx_snap_reset(rt->snap, sb) != 0) sb->broken = 1;
+  t0 = nx_now_ns() - t0;
   pthread_mutex_lock(&rt->lock);
+  rt->stats.resets++;
+  rt->stats.reset_ns_sum += t0;
   rt->resetting--;
   nx_pool_put(&rt->pool, sb, nx_sandbox_memory_bytes(sb), &discard);
   pthread_cond_broadcast(&rt->cond);
@@ -269,13 +274,28 @@ static void run_segment(nx_runtime_t *rt, nx_job_t *job, nx_exec_t *ex, uint64_t
   retire(rt, ex, job, waiters);
 }
 
+/* A new sandbox from the image, timed for getStats(). */
+static nx_sandbox_t *instantiate(nx_runtime_t *rt, char *err, size_t errlen) {
+  uint64_t t0 = nx_now_ns();
+  nx_sandbox_t *sb = nx_snap_instantiate(rt->snap, &rt->cfg, err, errlen);
+  t0 = nx_now_ns() - t0;
+  if (sb) {
+    sb->cancel = &rt->cancel;
+    pthread_mutex_lock(&rt->lock);
+    rt->stats.instantiations++;
+    rt->stats.instantiate_ns_sum += t0;
+    pthread_mutex_unlock(&rt->lock);
+  }
+  return sb;
+}
+
 static void run_execute(nx_runtime_t *rt, nx_job_t *job, nx_sandbox_t *sb) {
   nx_exec_t *ex;
   uint64_t before = sb ? nx_sandbox_memory_bytes(sb) : 0;
   char err[200];
 
   if (sb == NULL) {
-    sb = nx_snap_instantiate(rt->snap, &rt->cfg, err, sizeof err);
+    sb = instantiate(rt, err, sizeof err);
     if (sb == NULL) {
       fail_job(job, NX_E_INTERNAL_ERROR, err);
       pthread_mutex_lock(&rt->lock);
@@ -286,7 +306,6 @@ static void run_execute(nx_runtime_t *rt, nx_job_t *job, nx_sandbox_t *sb) {
       pthread_mutex_unlock(&rt->lock);
       return;
     }
-    sb->cancel = &rt->cancel;
   }
   ex = nx_exec_new(sb, &rt->env, job->mode, job->code, job->code_len, job->context,
                    job->context_len, job->timeout_ms);
@@ -319,13 +338,10 @@ static void prewarm(nx_runtime_t *rt) {
       return;
     }
     pthread_mutex_unlock(&rt->lock);
-    sb = nx_snap_instantiate(rt->snap, &rt->cfg, err, sizeof err);
+    sb = instantiate(rt, err, sizeof err);
     pthread_mutex_lock(&rt->lock);
     if (sb == NULL) nx_pool_unreserve(&rt->pool);
-    else {
-      sb->cancel = &rt->cancel;
-      nx_pool_put(&rt->pool, sb, 0, &discard);
-    }
+    else nx_pool_put(&rt->pool, sb, 0, &discard);
     pthread_cond_broadcast(&rt->cond);
     pthread_mutex_unlock(&rt->lock);
     if (sb == NULL) return;
@@ -447,8 +463,12 @@ nx_runtime_t *nx_runtime_start(const nx_config_t *cfg, nx_job_done_cb done,
   pthread_condattr_destroy(&cattr);
   if (nx_pool_init(&rt->pool, cfg->max_instances) != 0) goto oom;
   if (nx_susp_init(&rt->susp) != 0) goto oom;
-  rt->snap = nx_snap_create(cfg, err, errlen);
-  if (rt->snap == NULL) goto fail;
+  {
+    uint64_t t0 = nx_now_ns();
+    rt->snap = nx_snap_create(cfg, err, errlen);
+    if (rt->snap == NULL) goto fail;
+    rt->stats.snapshot_create_us = (nx_now_ns() - t0) / 1000u;
+  }
   rt->env.cfg = &rt->cfg;
   nx_compiler_engine_tag(rt->env.engine, sizeof rt->env.engine, nx_snap_qjs_version(rt->snap));
   rt->env.heap_used_offset = nx_snap_heap_used_offset(rt->snap);

@@ -57,6 +57,9 @@ typedef struct {
   uint64_t memory;               /* linear memory of live and parked sandboxes */
   uint64_t cache_entries, cache_bytes, cache_hits, cache_misses;
   uint64_t snapshot_bytes;
+  uint64_t snapshot_create_us;   /* fresh instance + QuickJS init + image */
+  uint64_t resets, reset_ns_sum; /* sandboxes put back to the image */
+  uint64_t instantiations, instantiate_ns_sum; /* sandboxes made from the image */
 } nx_stats_t;
 
 typedef struct nx_runtime_s nx_runtime_t;
