@@ -804,7 +804,7 @@ static int settle_calls(nx_exec_t *ex, const nx_answer_t *answers, uint32_t n,
   uint32_t i;
   for (i = 0; i < n; i++) {
     const nx_answer_t *an = &answers[i];
-    nx_ext_call_t *c = &ex->calls[an->call];
+    nx_ext_call_t *c;
     msgpack_unpacked msg;
     nx_jsval_t a[3], r;
     nx_path_t path;
@@ -812,7 +812,8 @@ static int settle_calls(nx_exec_t *ex, const nx_answer_t *answers, uint32_t n,
     size_t off = 0;
     nx_mp_status_t st = NX_MP_UNCROSSABLE;
 
-    if (an->call >= ex->ncalls || c->answered) continue;
+    if (an->call >= ex->ncalls || ex->calls[an->call].answered) continue;
+    c = &ex->calls[an->call];
     c->answered = 1;
     ex->nanswered++;
     a[0] = NX_INT(an->call);
@@ -963,7 +964,6 @@ nx_exec_t *nx_exec_new(nx_sandbox_t *sb, const nx_engine_env_t *env, nx_exec_mod
   ex->context = context;
   ex->context_len = context_len;
   ex->promise = NX_UNDEFINED;
-  ex->guest_ok = 1;
   ex->timeout_ns = (uint64_t)(timeout_ms ? timeout_ms : cfg->default_timeout_ms) * 1000000u;
   ex->out_limit = cfg->memory_limit;
   out_list_init(&ex->events);
@@ -1005,10 +1005,6 @@ int nx_engine_run(nx_exec_t *ex, const nx_answer_t *answers, uint32_t nanswers,
   segment_begin(ex);
   ex->started = 1;
   if (first && ex->mode != NX_MODE_COMPILE && parse_context(ex, &f) != 0) goto finish;
-  if (!ex->guest_ok) {
-    fail_with(&f, NX_E_INTERNAL_ERROR, "the execution's sandbox was lost");
-    goto finish;
-  }
 
   sb->exec = ex;
   sb->interrupted = 0;
@@ -1019,15 +1015,15 @@ int nx_engine_run(nx_exec_t *ex, const nx_answer_t *answers, uint32_t nanswers,
 
   trap = NX_WASM_TRY(&guard);
   if (trap != 0) {
-    /* The guest was interrupted mid-operation: never touch it again. */
-    ex->guest_ok = 0;
+    /* The guest was interrupted mid-operation: never run it again before
+     * the reset to its snapshot, which the execution's end brings. */
     sb->broken = 1;
     status = NX_STATUS_ERROR;
     if (trap == WASM_RT_TRAP_EXHAUSTION)
       fail_with(&f, NX_E_EXECUTION_ERROR, "RangeError: Maximum call stack size exceeded");
     else {
       char msg[96];
-      snprintf(msg, sizeof msg, "Sandbox trapped (%s); it was discarded", nx_wasm_trap_name(trap));
+      snprintf(msg, sizeof msg, "Sandbox trapped (%s); it was reset", nx_wasm_trap_name(trap));
       fail_with(&f, NX_E_INTERNAL_ERROR, msg);
     }
     goto finish;
@@ -1056,33 +1052,11 @@ finish:
   return rc;
 }
 
-/* Drops the guest references the execution holds. Inside a guard. */
-static void exec_release_guest(nx_exec_t *ex) {
-  nx_sandbox_t *sb = ex->sb;
-  uint32_t i;
-  for (i = 0; i < ex->nslots; i++)
-    if (ex->slots[i].loaded) {
-      ex->slots[i].loaded = 0;
-      nx_sandbox_free_value(sb, ex->slots[i].value);
-    }
-  while (ex->nhost_errors > 0) nx_sandbox_free_value(sb, ex->host_errors[--ex->nhost_errors]);
-  nx_sandbox_free_value(sb, ex->promise);
-  ex->promise = NX_UNDEFINED;
-}
-
-void nx_exec_free(nx_exec_t *ex, int release_guest) {
-  nx_wasm_guard_t guard;
+void nx_exec_free(nx_exec_t *ex) {
   uint32_t i;
   if (ex == NULL) return;
-  /* Freeing guest values after a trap would run the interrupted guest. */
-  if (release_guest && ex->guest_ok && ex->sb) {
-    if (NX_WASM_TRY(&guard) == 0) {
-      exec_release_guest(ex);
-      nx_wasm_leave(&guard);
-    } else {
-      ex->sb->broken = 1;
-    }
-  }
+  /* Guest references are not released one by one: the sandbox is reset to
+   * its snapshot (or destroyed), which drops the guest's whole heap. */
   for (i = 0; i < ex->nslots; i++) {
     if (ex->slots[i].owned_key) free((char *)ex->slots[i].key);
     free(ex->slots[i].base);

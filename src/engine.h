@@ -124,7 +124,6 @@ struct nx_exec_s {
   uint64_t compile_us;
   int cache_hit;             /* the bytecode came from the compile cache */
   int cache_lookup;          /* the cache was asked (source mode) */
-  int guest_ok;              /* guest references may still be released */
 
   /* Owned by the runtime, under its lock. */
   struct nx_exec_s *park_prev, *park_next; /* parked list, oldest first */
@@ -161,10 +160,9 @@ nx_exec_t *nx_exec_new(nx_sandbox_t *sb, const nx_engine_env_t *env, nx_exec_mod
  * not NX_STATUS_SUSPENDED the execution is over: free it. */
 int nx_engine_run(nx_exec_t *ex, const nx_answer_t *answers, uint32_t nanswers,
                   char **out, size_t *out_len, nx_exec_outcome_t *outcome);
-/* Releases the execution's guest references (unless the guest is broken)
- * and its host memory. The sandbox stays. Runs guest code when
- * release_guest is set: worker threads only. */
-void nx_exec_free(nx_exec_t *ex, int release_guest);
+/* Frees the execution's host memory. The sandbox stays, holding whatever
+ * the guest allocated until it is reset. */
+void nx_exec_free(nx_exec_t *ex);
 
 /* The 32 lowercase hex digits of a suspension id. */
 void nx_exec_format_id(const uint8_t id[NX_SUSPENSION_ID_BYTES],

@@ -170,7 +170,7 @@ static void fail_waiters(nx_runtime_t *rt, nx_job_t *w, const char *why) {
 static void retire(nx_runtime_t *rt, nx_exec_t *ex, nx_job_t *job, nx_job_t *waiters) {
   nx_sandbox_t *sb = ex->sb, *discard = NULL;
   uint64_t t0;
-  nx_exec_free(ex, 0);
+  nx_exec_free(ex);
   pthread_mutex_lock(&rt->lock);
   rt->resetting++;
   if (job) complete(rt, job);
@@ -610,7 +610,7 @@ void nx_runtime_cancel(nx_runtime_t *rt) { rt->cancel = 1; }
  * workers are gone). */
 static void drop_exec(nx_exec_t *ex) {
   nx_sandbox_t *sb = ex->sb;
-  nx_exec_free(ex, 0);
+  nx_exec_free(ex);
   nx_sandbox_free(sb);
 }
 
