@@ -32,6 +32,20 @@ export interface RuntimeConfig {
   stackSizeBytes?: number;
   /** Timeout used when a call passes 0 or nothing, ms. Default: 5000. */
   defaultTimeoutMs?: number;
+  /**
+   * How long a suspended execution waits for its resume, ms, 1–86 400 000. Default: 30 000.
+   * Once it expires the execution is discarded and its ids reject with `SUSPENSION_NOT_FOUND`.
+   */
+  suspensionTimeoutMs?: number;
+  /**
+   * Executions suspended at once (between their first suspension and their end), 0–1 000 000.
+   * Default: 1000. One more ends with a `RESOURCE_LIMIT` error instead of suspending.
+   */
+  maxSuspended?: number;
+  /** Bound of the in-memory compile cache (LRU of bytecode by source), bytes, 0–2^40. Default: 64 MiB; 0 caches nothing. */
+  maxCacheBytes?: number;
+  /** Bound of the on-disk compile cache in `cacheDir`, bytes, 0–2^50 (oldest files go first). Default: 0, unbounded. */
+  maxDiskCacheBytes?: number;
   /** Accepted for compatibility with the seed; the engine build fixes the wasm features. */
   enableSIMD?: boolean;
   enableBulkMemory?: boolean;
@@ -39,7 +53,10 @@ export interface RuntimeConfig {
   enableAOT?: boolean;
   /** Only the built-in quickjs.wasm path is accepted: the engine is compiled into the addon. */
   quickjsModulePath?: string;
-  /** Directory for the on-disk compile cache (validated now, used once the disk cache lands). */
+  /**
+   * Directory of the on-disk compile cache (one file per compiled source, shared safely between
+   * processes). Default: none, memory cache only. Resolved to an absolute path.
+   */
   cacheDir?: string;
 }
 
@@ -104,16 +121,32 @@ export interface WasmError {
   snippet: string | null;
 }
 
+/**
+ * Metrics of one result. They cover the segment since the previous result of the same execution:
+ * for a suspended execution, the first result covers the run up to the suspension, each resume's
+ * result the run since then (time suspended is not counted).
+ */
 export interface ExecutionMetrics {
+  /** Time the segment took in the sandbox, µs. */
   durationUs: number;
+  /**
+   * Compiling the handler, µs; on a cache hit, reading its bytecode into the sandbox instead.
+   * 0 for a resumed segment.
+   */
   compilationTimeUs: number;
-  /** Linear memory of the sandbox at the end of the execution, bytes. */
+  /** QuickJS heap in use at the end of the segment, bytes. */
+  memoryUsedBytes: number;
+  /** Linear memory of the sandbox at the end of the segment, bytes. */
   memoryPeakBytes: number;
   /** Estimate: 10 000 × QuickJS interrupt checks (function calls and loop iterations), not machine instructions. */
   instructionCount: number;
-  /** The sandbox already had this exact source compiled. */
+  /**
+   * The bytecode did not have to be compiled: it came from the compile cache (the same source ran
+   * before, in this runtime or, with `cacheDir`, in one sharing the directory), or the execution ran a
+   * precompiled handler (executeCompiledHandler).
+   */
   cacheHit: boolean;
-  /** Host calls by function: 'state.get', 'state.set', 'emit', 'view', 'log'. */
+  /** Host calls by function: 'state.get', 'state.set', 'emit', 'view', 'log', and 'ext.NAME.METHOD' per extension method. */
   hostCalls: Record<string, number>;
 }
 
@@ -140,30 +173,73 @@ export interface WasmResult {
 }
 
 export interface RuntimeStats {
+  /** Results delivered (each segment of a suspended execution counts: its suspension and its end). */
   totalExecutions: number;
+  /** Sandboxes running a handler now. */
   activeInstances: number;
+  /** Idle sandboxes ready for the next execution. */
   availableInstances: number;
+  /** Share of source executions whose bytecode came from the compile cache (cacheHits / (cacheHits + cacheMisses)); 0 before any. */
   cacheHitRate: number;
+  /** Mean `durationUs` over totalExecutions. */
   avgExecutionTimeUs: number;
+  /** Linear memory of all sandboxes, the suspended ones' included, bytes. */
   totalMemoryBytes: number;
+  /** Sandboxes alive in the pool (not counting those held by suspended executions). */
   liveInstances: number;
+  /** Executions waiting for a sandbox. */
   queuedExecutions: number;
+  /** Calls (executions and resumes) whose promise has not settled yet. */
   inFlightExecutions: number;
+  /** Executions suspended now, waiting for a resume. */
+  suspendedExecutions: number;
   workers: number;
-  executionsByStatus: { success: number; error: number };
+  /** Results by status (a suspended execution adds one `suspended` per suspension). */
+  executionsByStatus: { success: number; error: number; suspended: number };
   errorsByCode: Partial<Record<ErrorCode, number>>;
+  /** Entries and bytes in the in-memory compile cache. */
+  cacheEntries: number;
+  cacheBytes: number;
+  /** Source executions whose bytecode came from the compile cache, and those that compiled it. */
+  cacheHits: number;
+  cacheMisses: number;
+  /** Size of the pristine sandbox image every execution starts from, bytes. */
+  snapshotBytes: number;
+  /** Mean time to reset a sandbox to the image after an execution, µs. */
+  avgResetUs: number;
+  /** Mean time to instantiate a new sandbox from the image, µs. */
+  avgInstantiateUs: number;
+  /** Time taken to create the image, once, µs. */
+  snapshotCreateUs: number;
 }
 
 export class NexusRuntime {
   constructor(config?: RuntimeConfig);
   readonly config: Readonly<ResolvedConfig>;
-  /** Runs `code`, the body of an async function. Rejects with TypeError/RangeError for bad arguments, with `code: 'SHUT_DOWN'` after shutdown(). */
+  /**
+   * Runs `code`, the body of an async function. `timeoutMs`: run-time limit, 0 or omitted for
+   * `config.defaultTimeoutMs`. Rejects with TypeError/RangeError for bad arguments, with
+   * `code: 'SHUT_DOWN'` after shutdown(); a failing handler resolves with `status: 'error'`.
+   */
   executeHandler(code: string, context: WasmContext, timeoutMs?: number): Promise<WasmResult>;
+  /**
+   * Compiles `code` once, in a sandbox, without running it: a header (engine build, digests) plus
+   * QuickJS bytecode, runnable with executeCompiledHandler() by any runtime of the same engine build.
+   * Rejects with an Error carrying `code: 'COMPILATION_ERROR'`, `location` and `snippet` for code that
+   * does not compile, `code: 'SHUT_DOWN'` after shutdown().
+   */
+  precompileHandler(code: string): Promise<Uint8Array>;
+  /**
+   * Runs a precompiled handler like executeHandler() runs source (`metrics.cacheHit` is true). A buffer
+   * whose header does not match this engine build, or is damaged, gives an `INVALID_HANDLER` result.
+   */
+  executeCompiledHandler(bytecode: Uint8Array, context: WasmContext, timeoutMs?: number): Promise<WasmResult>;
   /**
    * Answers one pending call of a suspended execution and continues it; resolves with the next
    * segment's result (suspended again, success or error). Rejects with `code: 'SUSPENSION_NOT_FOUND'`
-   * for an unknown, expired or already answered id, `code: 'SHUT_DOWN'` after shutdown(), and a
-   * TypeError for a value that cannot be encoded (the suspension then stays resumable).
+   * for an unknown, expired, cancelled or already answered id, and after shutdown() (which discards
+   * every suspended execution); with a TypeError for a value that cannot be encoded (the suspension
+   * then stays resumable).
    */
   resumeHandler(suspensionId: string, result: ResumeResult): Promise<WasmResult>;
   /**
@@ -171,9 +247,11 @@ export class NexusRuntime {
    * Rejects like resumeHandler; a TypeError refuses the whole round and leaves it resumable.
    */
   resumeAll(answers: Array<{ suspensionId: string; result: ResumeResult }>): Promise<WasmResult>;
-  /** Discards the parked execution owning `suspensionId`; resolves true if it existed. */
+  /** Discards the parked execution owning `suspensionId`; resolves true if it existed (false after shutdown()). */
   cancelSuspended(suspensionId: string): Promise<boolean>;
   getStats(): RuntimeStats;
+  /** The runtime's metrics in the Prometheus text exposition format. Throws `code: 'SHUT_DOWN'` after shutdown(). */
+  getPrometheusMetrics(): string;
   /** Rejects new calls, lets in-flight ones finish, frees everything. Idempotent. */
   shutdown(): Promise<void>;
   /**
