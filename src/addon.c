@@ -629,6 +629,7 @@ static napi_value rt_shutdown(napi_env env, napi_callback_info info) {
   if (a == NULL) return NULL;
   CHECK(napi_create_promise(env, &d, &promise));
   a->closing = 1;
+  if (a->rt) nx_runtime_close(a->rt);
   if (a->inflight == 0) {
     teardown(a, 0);
     CHECK(napi_get_undefined(env, &undef));

@@ -125,7 +125,35 @@
     return freeze(ext);
   };
 
-  function run(fn, args, scope, registry) {
+  // Math.random: the engine's generator state lives in the snapshot, so
+  // every execution would replay one sequence. The host seeds this
+  // xoshiro128** per execution instead.
+  let r0 = 1, r1 = 2, r2 = 3, r3 = 4;
+  const imul = Math.imul;
+  const next32 = () => {
+    const result = imul(((imul(r1, 5) << 7) | (imul(r1, 5) >>> 25)), 9) >>> 0;
+    const t = r1 << 9;
+    r2 ^= r0;
+    r3 ^= r1;
+    r1 ^= r2;
+    r0 ^= r3;
+    r2 ^= t;
+    r3 = (r3 << 11) | (r3 >>> 21);
+    return result;
+  };
+  defineProperty(Math, 'random', {
+    value: function random() {
+      return ((next32() >>> 5) * 67108864 + (next32() >>> 6)) / 9007199254740992;
+    },
+    writable: true,
+    configurable: true,
+  });
+
+  function run(fn, args, scope, registry, s0, s1, s2, s3) {
+    r0 = s0 | 0;
+    r1 = s1 | 0;
+    r2 = s2 | 0;
+    r3 = s3 | 1; // never the all-zero state
     const $state = new ProxyCtor({}, stateHandler);
     const $ext = registry === undefined ? noExt : makeExt(registry);
     resolvers = { __proto__: null };

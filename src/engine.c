@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "compiler.h"
 #include "hostcalls.h"
@@ -218,7 +219,7 @@ static void pack_snippet(msgpack_packer *pk, const nx_exec_t *ex, uint32_t line,
   uint32_t l = 1, col0, from, len, i, k;
   char buf[2 * SNIPPET_WIDTH + 4];
 
-  if (p == NULL || ex->mode != NX_MODE_SOURCE) { /* no source to quote */
+  if (p == NULL || ex->mode == NX_MODE_BYTECODE) { /* no source to quote */
     msgpack_pack_nil(pk);
     return;
   }
@@ -591,6 +592,13 @@ static int decode_field(nx_exec_t *ex, const msgpack_object *o, const char *root
 #define JS_WRITE_OBJ_BYTECODE (1 << 0)
 #define JS_READ_OBJ_BYTECODE (1 << 0)
 
+/* Prefixes a failure to read or evaluate bytecode with what it is. */
+static void invalid_bytecode(nx_failure_t *f) {
+  char msg[300];
+  snprintf(msg, sizeof msg, "Invalid handler bytecode: %s", f->message ? f->message : "unreadable");
+  fail_with(f, NX_E_INVALID_HANDLER, msg);
+}
+
 /* Evaluates a compiled script (consumed) to the handler function: the
  * wrapper expression must yield an async function. */
 static nx_jsval_t eval_wrapper(nx_exec_t *ex, nx_jsval_t obj, nx_error_code_t code,
@@ -599,6 +607,7 @@ static nx_jsval_t eval_wrapper(nx_exec_t *ex, nx_jsval_t obj, nx_error_code_t co
   nx_jsval_t fn = Q(JS_EvalFunction)(&sb->inst, sb->ctx, obj);
   if (nx_jsval_tag(fn) == NX_TAG_EXCEPTION) {
     failure_from_exception(ex, code, f);
+    if (f->code == NX_E_INVALID_HANDLER) invalid_bytecode(f);
     return NX_EXCEPTION;
   }
   if (!Q(JS_IsAsyncFunction)(&sb->inst, fn)) {
@@ -627,45 +636,77 @@ static nx_jsval_t read_bytecode(nx_exec_t *ex, const uint8_t *bc, size_t len,
   obj = Q(JS_ReadObject)(&sb->inst, sb->ctx, p, (uint32_t)len, JS_READ_OBJ_BYTECODE);
   if (nx_jsval_tag(obj) == NX_TAG_EXCEPTION) {
     failure_from_exception(ex, NX_E_INVALID_HANDLER, f);
-    if (f->code == NX_E_INVALID_HANDLER) {
-      char msg[300];
-      snprintf(msg, sizeof msg, "Invalid handler bytecode: %s", f->message ? f->message : "unreadable");
-      fail_with(f, NX_E_INVALID_HANDLER, msg);
-    }
+    if (f->code == NX_E_INVALID_HANDLER) invalid_bytecode(f);
     return NX_EXCEPTION;
   }
   return eval_wrapper(ex, obj, NX_E_INVALID_HANDLER, f);
 }
 
 /* Compiles the wrapped source; *bc receives its bytecode (malloc'd). */
-static nx_jsval_t compile_source(nx_exec_t *ex, uint8_t **bc, size_t *bc_len,
-                                 nx_failure_t *f) {
+/* Compiles prefix + source + suffix (compile only); NX_EXCEPTION with the
+ * guest's exception pending on a syntax error, 0 when out of memory. */
+static nx_jsval_t compile_wrapped(nx_exec_t *ex, const char *prefix, size_t plen,
+                                  const char *suffix, size_t slen) {
   nx_sandbox_t *sb = ex->sb;
-  size_t len = sizeof wrap_prefix - 1 + ex->code_len + sizeof wrap_suffix - 1;
-  uint32_t p, slot, out, n = 0;
-  uint8_t *bytes;
-  nx_jsval_t obj;
+  size_t len = plen + ex->code_len + slen;
+  uint32_t p;
   char *src = malloc(len + sizeof HANDLER_FILE);
 
-  if (src == NULL) {
-    fail_with(f, NX_E_INTERNAL_ERROR, "host out of memory");
-    return NX_EXCEPTION;
-  }
-  memcpy(src, wrap_prefix, sizeof wrap_prefix - 1);
-  memcpy(src + sizeof wrap_prefix - 1, ex->code, ex->code_len);
-  memcpy(src + len - (sizeof wrap_suffix - 1), wrap_suffix, sizeof wrap_suffix - 1);
+  if (src == NULL) return 0;
+  memcpy(src, prefix, plen);
+  memcpy(src + plen, ex->code, ex->code_len);
+  memcpy(src + plen + ex->code_len, suffix, slen);
   /* File name right after the source, in the same scratch copy. */
   memcpy(src + len, "\0" HANDLER_FILE, sizeof HANDLER_FILE);
   p = nx_sandbox_put(sb, src, len + sizeof HANDLER_FILE);
   free(src);
-  if (p == 0) {
+  if (p == 0) return 0;
+  return Q(JS_Eval)(&sb->inst, sb->ctx, p, (uint32_t)len, p + (uint32_t)len + 1,
+                    JS_EVAL_FLAG_COMPILE_ONLY);
+}
+
+/* Code can close the wrapper and open a function of its own
+ * (`}); x; (async function () {`). The same code compiled as the body of a
+ * function declaration cannot do that and still parse: after its `}` the
+ * parser is at statement level, where the `)` the escape needs is a syntax
+ * error. So a handler must compile both ways. */
+static const char decl_prefix[] =
+    "async function nexus$handler($state, $args, $scope, $emit, $view, $ext, $log) {\n";
+static const char decl_suffix[] = "\n}";
+
+static int stays_in_wrapper(nx_exec_t *ex) {
+  nx_sandbox_t *sb = ex->sb;
+  nx_jsval_t obj = compile_wrapped(ex, decl_prefix, sizeof decl_prefix - 1, decl_suffix,
+                                   sizeof decl_suffix - 1);
+  if (nx_jsval_tag(obj) == NX_TAG_EXCEPTION) {
+    nx_sandbox_free_value(sb, Q(JS_GetException)(&sb->inst, sb->ctx));
+    return 0;
+  }
+  nx_sandbox_free_value(sb, obj);
+  return 1;
+}
+
+/* Compiles the wrapped source; *bc receives its bytecode (malloc'd). */
+static nx_jsval_t compile_source(nx_exec_t *ex, uint8_t **bc, size_t *bc_len,
+                                 nx_failure_t *f) {
+  nx_sandbox_t *sb = ex->sb;
+  uint32_t slot, out, n = 0;
+  uint8_t *bytes;
+  nx_jsval_t obj = compile_wrapped(ex, wrap_prefix, sizeof wrap_prefix - 1, wrap_suffix,
+                                   sizeof wrap_suffix - 1);
+
+  if (obj == 0) {
     fail_with(f, NX_E_MEMORY_LIMIT, "Memory limit exceeded while loading the handler");
     return NX_EXCEPTION;
   }
-  obj = Q(JS_Eval)(&sb->inst, sb->ctx, p, (uint32_t)len, p + (uint32_t)len + 1,
-                   JS_EVAL_FLAG_COMPILE_ONLY);
   if (nx_jsval_tag(obj) == NX_TAG_EXCEPTION) {
     failure_from_exception(ex, NX_E_COMPILATION_ERROR, f);
+    return NX_EXCEPTION;
+  }
+  if (!stays_in_wrapper(ex)) {
+    nx_sandbox_free_value(sb, obj);
+    fail_with(f, NX_E_COMPILATION_ERROR,
+              "Handler code must be the body of a function (it closed the wrapper)");
     return NX_EXCEPTION;
   }
   slot = nx_sandbox_slot_push(sb, 1);
@@ -753,7 +794,7 @@ static int drain_jobs(nx_exec_t *ex) {
   return r < 0 ? -1 : 0;
 }
 
-/* Calls a bootstrap function with up to four arguments. */
+/* Calls a bootstrap function with argc arguments. */
 static nx_jsval_t call_bootstrap(nx_sandbox_t *sb, nx_jsval_t fn, const nx_jsval_t *args,
                                  uint32_t argc) {
   uint32_t argv = nx_sandbox_slot_push(sb, argc);
@@ -765,10 +806,27 @@ static nx_jsval_t call_bootstrap(nx_sandbox_t *sb, nx_jsval_t fn, const nx_jsval
   return r;
 }
 
+/* Seeds the guest's Math.random: splitmix64 over a per-thread state that
+ * comes from the kernel once, so no syscall per execution. */
+static void nx_random_seed(uint32_t out[4]) {
+  static __thread uint64_t state;
+  int i;
+  if (state == 0 && getrandom(&state, sizeof state, 0) != sizeof state) state = nx_now_ns();
+  for (i = 0; i < 2; i++) {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    out[2 * i] = (uint32_t)z;
+    out[2 * i + 1] = (uint32_t)(z >> 32);
+  }
+}
+
 /* First segment: compile, decode the inputs, start the handler. */
 static int start_handler(nx_exec_t *ex, nx_failure_t *f) {
   nx_sandbox_t *sb = ex->sb;
-  nx_jsval_t a[4] = {NX_UNDEFINED, NX_UNDEFINED, NX_UNDEFINED, NX_UNDEFINED};
+  nx_jsval_t a[8] = {NX_UNDEFINED, NX_UNDEFINED, NX_UNDEFINED, NX_UNDEFINED};
+  uint32_t seed[4];
   uint64_t t = nx_now_ns();
   int rc = -1, i;
 
@@ -785,7 +843,9 @@ static int start_handler(nx_exec_t *ex, nx_failure_t *f) {
   if (ex->registry && ex->registry->type == MSGPACK_OBJECT_MAP && ex->registry->via.map.size &&
       decode_field(ex, ex->registry, "extensionRegistry", &a[3], f) != 0)
     goto done;
-  ex->promise = call_bootstrap(sb, sb->run, a, 4);
+  nx_random_seed(seed);
+  for (i = 0; i < 4; i++) a[4 + i] = NX_INT((int32_t)seed[i]);
+  ex->promise = call_bootstrap(sb, sb->run, a, 8);
   if (nx_jsval_tag(ex->promise) == NX_TAG_EXCEPTION) {
     ex->promise = NX_UNDEFINED;
     failure_from_exception(ex, NX_E_EXECUTION_ERROR, f);
@@ -987,6 +1047,26 @@ static void segment_begin(nx_exec_t *ex) {
   ex->interrupts0 = ex->sb->interrupts;
 }
 
+/* A syntax error at the very end of the source is found in the wrapper's
+ * closing line: report it just past the handler's last character. */
+static void clamp_location(const nx_exec_t *ex, nx_failure_t *f) {
+  uint32_t lines = 1, col = 1;
+  size_t i;
+  if (ex->mode == NX_MODE_BYTECODE || f->line == 0 || ex->code == NULL) return;
+  for (i = 0; i < ex->code_len; i++) {
+    if (ex->code[i] == '\n') {
+      lines++;
+      col = 1;
+    } else {
+      col++;
+    }
+  }
+  if (f->line > lines) {
+    f->line = lines;
+    f->column = col;
+  }
+}
+
 int nx_engine_run(nx_exec_t *ex, const nx_answer_t *answers, uint32_t nanswers,
                   char **out, size_t *out_len, nx_exec_outcome_t *outcome) {
   nx_sandbox_t *sb = ex->sb;
@@ -1019,7 +1099,12 @@ int nx_engine_run(nx_exec_t *ex, const nx_answer_t *answers, uint32_t nanswers,
      * the reset to its snapshot, which the execution's end brings. */
     sb->broken = 1;
     status = NX_STATUS_ERROR;
-    if (trap == WASM_RT_TRAP_EXHAUSTION)
+    if (__atomic_load_n(&sb->killed, __ATOMIC_RELAXED)) {
+      char msg[120];
+      snprintf(msg, sizeof msg, "Execution timed out after %u ms (stopped inside the engine)",
+               (unsigned)(ex->timeout_ns / 1000000u));
+      fail_with(&f, NX_E_TIMEOUT, msg);
+    } else if (trap == WASM_RT_TRAP_EXHAUSTION)
       fail_with(&f, NX_E_EXECUTION_ERROR, "RangeError: Maximum call stack size exceeded");
     else {
       char msg[96];
@@ -1033,6 +1118,7 @@ int nx_engine_run(nx_exec_t *ex, const nx_answer_t *answers, uint32_t nanswers,
 
 finish:
   if (f.code != NX_OK) status = NX_STATUS_ERROR;
+  clamp_location(ex, &f);
   seg_ns = nx_now_ns() - ex->start_ns;
   ex->run_ns += seg_ns;
   rc = finish_result(ex, &f, status, &retval, &mutations, seg_ns / 1000u,

@@ -15,6 +15,22 @@
 #include "suspend.h"
 #include "wasm_rt/nx_wasm.h"
 
+/* A worker as the watchdog sees it: the sandbox it is running, if any. */
+typedef struct {
+  struct nx_runtime_s *rt;
+  pthread_mutex_t lock;
+  nx_sandbox_t *running;
+} nx_worker_t;
+
+/* How long past its deadline a segment may go on before the watchdog
+ * stops it from outside: QuickJS polls its interrupt handler only from the
+ * interpreter, so a loop inside the engine's C code (crafted bytecode
+ * can make JS_ReadObject spin) never sees the deadline. */
+#define NX_HARD_GRACE_NS 250000000ull
+#define NX_WATCHDOG_PERIOD_NS 50000000ull
+
+static __thread nx_worker_t *current_worker;
+
 struct nx_runtime_s {
   nx_config_t cfg;
   pthread_mutex_t lock;
@@ -34,8 +50,13 @@ struct nx_runtime_s {
   uint64_t parked_memory;
   uint32_t resetting;        /* sandboxes between their last result and the pool */
   pthread_t *threads;
+  nx_worker_t *workers;
   uint32_t nthreads;
+  pthread_t watchdog;
+  int has_watchdog, wd_stop;
+  pthread_cond_t wd_cond;
   int stopping;
+  int closing;               /* shutdown() began: no new starts, no new parking */
   uint32_t spinning;         /* workers polling the queues (see spin_for_work) */
   volatile int cancel;
   nx_job_done_cb done;
@@ -169,7 +190,7 @@ static void fail_waiters(nx_runtime_t *rt, nx_job_t *w, const char *why) {
  * it is back in the pool, so completions still come in queue order. */
 static void retire(nx_runtime_t *rt, nx_exec_t *ex, nx_job_t *job, nx_job_t *waiters) {
   nx_sandbox_t *sb = ex->sb, *discard = NULL;
-  uint64_t t0;
+  uint64_t t0, before = nx_sandbox_memory_bytes(sb); /* what the pool counts */
   nx_exec_free(ex);
   pthread_mutex_lock(&rt->lock);
   rt->resetting++;
@@ -185,10 +206,56 @@ static void retire(nx_runtime_t *rt, nx_exec_t *ex, nx_job_t *job, nx_job_t *wai
   rt->stats.resets++;
   rt->stats.reset_ns_sum += t0;
   rt->resetting--;
-  nx_pool_put(&rt->pool, sb, nx_sandbox_memory_bytes(sb), &discard);
+  nx_pool_put(&rt->pool, sb, before, &discard);
   pthread_cond_broadcast(&rt->cond);
   pthread_mutex_unlock(&rt->lock);
   nx_sandbox_free(discard);
+}
+
+/* Tells the watchdog which sandbox this worker runs (NULL: none). */
+static void watch(nx_sandbox_t *sb) {
+  nx_worker_t *w = current_worker;
+  pthread_mutex_lock(&w->lock);
+  w->running = sb;
+  pthread_mutex_unlock(&w->lock);
+}
+
+/* Stops segments that outlive their deadline by NX_HARD_GRACE_NS: it sets
+ * the sandbox's memory size to zero, so the next bounds check traps and
+ * unwinds the worker to its guard (the engine reports TIMEOUT, the reset
+ * restores the size). Under the worker's lock, so it never touches a
+ * sandbox after its segment ended. */
+static void *watchdog_main(void *arg) {
+  nx_runtime_t *rt = arg;
+  pthread_mutex_lock(&rt->lock);
+  while (!rt->wd_stop) {
+    struct timespec ts;
+    uint64_t now = nx_now_ns(), at = now + NX_WATCHDOG_PERIOD_NS;
+    uint32_t i;
+    ts.tv_sec = (time_t)(at / 1000000000u);
+    ts.tv_nsec = (long)(at % 1000000000u);
+    pthread_cond_timedwait(&rt->wd_cond, &rt->lock, &ts);
+    if (rt->wd_stop) break;
+    pthread_mutex_unlock(&rt->lock);
+    now = nx_now_ns();
+    for (i = 0; i < rt->nthreads; i++) {
+      nx_worker_t *w = &rt->workers[i];
+      nx_sandbox_t *sb;
+      pthread_mutex_lock(&w->lock);
+      sb = w->running;
+      if (sb) {
+        uint64_t deadline = __atomic_load_n(&sb->deadline_ns, __ATOMIC_RELAXED);
+        if (deadline && now > deadline + NX_HARD_GRACE_NS) {
+          __atomic_store_n(&sb->killed, 1, __ATOMIC_RELAXED);
+          __atomic_store_n(&sb->inst.w2c_memory.size, 0, __ATOMIC_RELAXED);
+        }
+      }
+      pthread_mutex_unlock(&w->lock);
+    }
+    pthread_mutex_lock(&rt->lock);
+  }
+  pthread_mutex_unlock(&rt->lock);
+  return NULL;
 }
 
 /* Host calls and the compile-cache outcome of the segment just run. */
@@ -216,9 +283,11 @@ static void run_segment(nx_runtime_t *rt, nx_job_t *job, nx_exec_t *ex, uint64_t
   const char *end_code = NULL;
   char end_msg[160];
 
+  watch(sb);
   if (nx_engine_run(ex, job->answers, job->nanswers, &job->result, &job->result_len,
                     &job->outcome) != 0)
     fail_job(job, NX_E_INTERNAL_ERROR, "could not build the result");
+  watch(NULL);
   record_calls(rt, ex, &job->outcome);
   now = nx_sandbox_memory_bytes(sb);
 
@@ -226,7 +295,7 @@ static void run_segment(nx_runtime_t *rt, nx_job_t *job, nx_exec_t *ex, uint64_t
   rt->pool.memory += now - before;
   rt->stats.active--;
   if (job->outcome.status == NX_STATUS_SUSPENDED) {
-    if (rt->stopping) {
+    if (rt->stopping || rt->closing) {
       end_code = "";
       snprintf(end_msg, sizeof end_msg, "The runtime shut down while the handler was suspended");
     } else if (ex->doomed) {
@@ -387,8 +456,10 @@ static void wait_for_work(nx_runtime_t *rt) {
 }
 
 static void *worker_main(void *arg) {
-  nx_runtime_t *rt = arg;
+  nx_worker_t *self = arg;
+  nx_runtime_t *rt = self->rt;
 
+  current_worker = self;
   nx_wasm_thread_set_depth_limit(nx_config_wasm_depth(&rt->cfg));
   prewarm(rt);
   pthread_mutex_lock(&rt->lock);
@@ -449,7 +520,7 @@ nx_runtime_t *nx_runtime_start(const nx_config_t *cfg, nx_job_done_cb done,
                                void *arg, char *err, size_t errlen) {
   nx_runtime_t *rt = calloc(1, sizeof *rt);
   pthread_attr_t attr;
-  pthread_condattr_t cattr;
+  pthread_condattr_t cattr_mono;
   uint32_t i;
 
   if (rt == NULL) goto oom;
@@ -457,10 +528,11 @@ nx_runtime_t *nx_runtime_start(const nx_config_t *cfg, nx_job_done_cb done,
   rt->done = done;
   rt->done_arg = arg;
   pthread_mutex_init(&rt->lock, NULL);
-  pthread_condattr_init(&cattr);
-  pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
-  pthread_cond_init(&rt->cond, &cattr);
-  pthread_condattr_destroy(&cattr);
+  pthread_condattr_init(&cattr_mono);
+  pthread_condattr_setclock(&cattr_mono, CLOCK_MONOTONIC);
+  pthread_cond_init(&rt->cond, &cattr_mono);
+  pthread_cond_init(&rt->wd_cond, &cattr_mono);
+  pthread_condattr_destroy(&cattr_mono);
   if (nx_pool_init(&rt->pool, cfg->max_instances) != 0) goto oom;
   if (nx_susp_init(&rt->susp) != 0) goto oom;
   {
@@ -478,11 +550,16 @@ nx_runtime_t *nx_runtime_start(const nx_config_t *cfg, nx_job_done_cb done,
   rt->metrics = nx_metrics_new();
   if (rt->metrics == NULL) goto oom;
   rt->threads = calloc(cfg->workers, sizeof *rt->threads);
-  if (rt->threads == NULL) goto oom;
+  rt->workers = calloc(cfg->workers, sizeof *rt->workers);
+  if (rt->threads == NULL || rt->workers == NULL) goto oom;
+  for (i = 0; i < cfg->workers; i++) {
+    rt->workers[i].rt = rt;
+    pthread_mutex_init(&rt->workers[i].lock, NULL);
+  }
   if (pthread_attr_init(&attr) != 0) goto oom;
   pthread_attr_setstacksize(&attr, (size_t)cfg->stack_size);
   for (i = 0; i < cfg->workers; i++) {
-    if (pthread_create(&rt->threads[i], &attr, worker_main, rt) != 0) {
+    if (pthread_create(&rt->threads[i], &attr, worker_main, &rt->workers[i]) != 0) {
       pthread_attr_destroy(&attr);
       snprintf(err, errlen, "could not start worker thread %u", i);
       nx_runtime_stop(rt);
@@ -491,6 +568,8 @@ nx_runtime_t *nx_runtime_start(const nx_config_t *cfg, nx_job_done_cb done,
     rt->nthreads++;
   }
   pthread_attr_destroy(&attr);
+  /* Without a watchdog only engine-internal loops go unstopped: run on. */
+  rt->has_watchdog = pthread_create(&rt->watchdog, NULL, watchdog_main, rt) == 0;
   return rt;
 oom:
   snprintf(err, errlen, "out of memory starting the runtime");
@@ -502,8 +581,10 @@ fail:
     nx_cache_free(rt->env.cache);
     nx_metrics_free(rt->metrics);
     free(rt->threads);
+    free(rt->workers);
     pthread_mutex_destroy(&rt->lock);
     pthread_cond_destroy(&rt->cond);
+    pthread_cond_destroy(&rt->wd_cond);
     free(rt);
   }
   return NULL;
@@ -604,6 +685,27 @@ int nx_runtime_cancel_suspended(nx_runtime_t *rt, const uint8_t *id) {
   return 1;
 }
 
+/* Executions that never started: answered with an error result. */
+static void fail_queued(nx_runtime_t *rt, nx_job_t *job) {
+  while (job) {
+    nx_job_t *next = job->next;
+    fail_job(job, NX_E_INTERNAL_ERROR, "runtime shut down before the execution started");
+    rt->done(job, rt->done_arg);
+    job = next;
+  }
+}
+
+void nx_runtime_close(nx_runtime_t *rt) {
+  nx_job_t *job;
+  pthread_mutex_lock(&rt->lock);
+  rt->closing = 1;
+  job = rt->head;
+  rt->head = rt->tail = NULL;
+  rt->queued = 0;
+  pthread_mutex_unlock(&rt->lock);
+  fail_queued(rt, job);
+}
+
 void nx_runtime_cancel(nx_runtime_t *rt) { rt->cancel = 1; }
 
 /* Frees an execution and its sandbox without running guest code (the
@@ -615,23 +717,23 @@ static void drop_exec(nx_exec_t *ex) {
 }
 
 void nx_runtime_stop(nx_runtime_t *rt) {
-  nx_job_t *job, *resumes;
+  nx_job_t *resumes;
   uint32_t i;
 
+  nx_runtime_close(rt);
   pthread_mutex_lock(&rt->lock);
   rt->stopping = 1;
-  job = rt->head;
-  rt->head = rt->tail = NULL;
-  rt->queued = 0;
   pthread_cond_broadcast(&rt->cond);
   pthread_mutex_unlock(&rt->lock);
-  while (job) {
-    nx_job_t *next = job->next;
-    fail_job(job, NX_E_INTERNAL_ERROR, "runtime shut down before the execution started");
-    rt->done(job, rt->done_arg);
-    job = next;
-  }
+  /* The watchdog outlives the workers: a hung one is what it is for. */
   for (i = 0; i < rt->nthreads; i++) pthread_join(rt->threads[i], NULL);
+  if (rt->has_watchdog) {
+    pthread_mutex_lock(&rt->lock);
+    rt->wd_stop = 1;
+    pthread_cond_signal(&rt->wd_cond);
+    pthread_mutex_unlock(&rt->lock);
+    pthread_join(rt->watchdog, NULL);
+  }
 
   /* Workers are gone: what is left runs here, on the calling thread. */
   resumes = rt->rhead;
@@ -662,9 +764,12 @@ void nx_runtime_stop(nx_runtime_t *rt) {
   nx_snap_free(rt->snap);
   nx_cache_free(rt->env.cache);
   nx_metrics_free(rt->metrics);
+  for (i = 0; i < rt->nthreads; i++) pthread_mutex_destroy(&rt->workers[i].lock);
   free(rt->threads);
+  free(rt->workers);
   pthread_mutex_destroy(&rt->lock);
   pthread_cond_destroy(&rt->cond);
+  pthread_cond_destroy(&rt->wd_cond);
   free(rt);
 }
 

@@ -86,6 +86,10 @@ nx_resume_status_t nx_runtime_resume(nx_runtime_t *rt, nx_job_t *job,
  * its running segment otherwise. Returns 1 when there was one. */
 int nx_runtime_cancel_suspended(nx_runtime_t *rt, const uint8_t *id);
 
+/* Begins shutdown: executions not yet started end with an error result at
+ * once, running ones finish, and none parks any more (a suspension ends
+ * with an error result instead). */
+void nx_runtime_close(nx_runtime_t *rt);
 /* Interrupts running handlers at their next interrupt check. */
 void nx_runtime_cancel(nx_runtime_t *rt);
 /* Joins the workers and frees everything; queued jobs are completed with an

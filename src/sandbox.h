@@ -36,6 +36,7 @@ struct nx_sandbox_s {
   uint32_t slots_top;
   uint64_t deadline_ns;   /* CLOCK_MONOTONIC; 0 = none */
   int interrupted;        /* the deadline fired during this execution */
+  int killed;             /* the watchdog stopped it (set from another thread) */
   int broken;             /* trapped or hit a limit: reset before any reuse (destroyed if that fails) */
   uint64_t interrupts;    /* interrupt-handler calls, for instructionCount */
   nx_exec_t *exec;        /* execution in progress, for host calls */

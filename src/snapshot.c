@@ -151,6 +151,7 @@ static void restore_fields(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
   sb->exec = NULL;
   sb->deadline_ns = 0;
   sb->interrupted = 0;
+  sb->killed = 0;
   sb->broken = 0;
 }
 
@@ -173,26 +174,38 @@ nx_sandbox_t *nx_snap_instantiate(const nx_snapshot_t *snap, const nx_config_t *
   return sb;
 }
 
-/* Copies the image back into the pages the last execution made private. */
-static int restore_private_pages(const nx_snapshot_t *snap, uint8_t *data) {
-  uint64_t entries[512];
-  size_t npages = snap->size / snap->os_page, i = 0;
-  off_t base = (off_t)((uintptr_t)data / snap->os_page) * (off_t)sizeof(uint64_t);
+/* Idle sandboxes keep their private pages (restored to the image) so the
+ * next execution takes no faults; past this many, a reset drops them all
+ * instead, so a sandbox that once ran a big handler does not hold its
+ * whole image privately forever. 128 pages of 4 KiB: 512 KiB. */
+#define NX_SNAP_KEEP_BYTES (512u << 10)
 
-  while (i < npages) {
-    size_t want = npages - i < 512 ? npages - i : 512, k;
-    ssize_t got = pread(snap->pagemap, entries, want * sizeof(uint64_t),
-                        base + (off_t)(i * sizeof(uint64_t)));
-    if (got != (ssize_t)(want * sizeof(uint64_t))) return -1;
-    for (k = 0; k < want; k++) {
-      size_t at = (i + k) * snap->os_page;
-      /* Present and not backed by the memfd: a private copy. */
-      if ((entries[k] & (PM_PRESENT | PM_FILE_OR_SHARED)) == PM_PRESENT)
-        memcpy(data + at, snap->bytes + at, snap->os_page);
-    }
-    i += want;
+/* Copies the image back into the pages that became private. Returns -1
+ * when pagemap cannot be read, 1 when there were too many to keep. */
+static int restore_private_pages(const nx_snapshot_t *snap, uint8_t *data) {
+  size_t npages = snap->size / snap->os_page, i, private = 0;
+  off_t base = (off_t)((uintptr_t)data / snap->os_page) * (off_t)sizeof(uint64_t);
+  uint64_t *entries = malloc(npages * sizeof *entries);
+  int rc = -1;
+
+  if (entries == NULL) return -1;
+  if (pread(snap->pagemap, entries, npages * sizeof *entries, base) !=
+      (ssize_t)(npages * sizeof *entries))
+    goto done;
+  /* Present and not backed by the memfd: a private copy. */
+  for (i = 0; i < npages; i++)
+    private += (entries[i] & (PM_PRESENT | PM_FILE_OR_SHARED)) == PM_PRESENT;
+  if (private * snap->os_page > NX_SNAP_KEEP_BYTES) {
+    rc = 1;
+    goto done;
   }
-  return 0;
+  for (i = 0; i < npages; i++)
+    if ((entries[i] & (PM_PRESENT | PM_FILE_OR_SHARED)) == PM_PRESENT)
+      memcpy(data + i * snap->os_page, snap->bytes + i * snap->os_page, snap->os_page);
+  rc = 0;
+done:
+  free(entries);
+  return rc;
 }
 
 int nx_snap_reset(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
@@ -220,6 +233,7 @@ int nx_snap_reset(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
   mem->pages = (uint32_t)(snap->size / WASM_PAGE);
   mem->size = (uint32_t)snap->size;
   if (snap->pagemap < 0 || restore_private_pages(snap, mem->data) != 0) {
+    /* Drop every private page: they fault back in from the memfd. */
     if (madvise(mem->data, snap->size, MADV_DONTNEED) != 0) return -1;
   }
   restore_fields(snap, sb);

@@ -147,6 +147,9 @@ test('stats count executions by status and code', async () => {
 test('shutdown lets in-flight executions finish, then rejects new calls; idempotent', async () => {
   const rt = new NexusRuntime({ workers: 1 });
   const inflight = rt.executeHandler('const t = Date.now(); while (Date.now() - t < 50) {} return "done"', context());
+  // In flight means started: wait until a worker runs it (queued ones end
+  // with an error result instead, see metrics.test.js).
+  while (rt.getStats().activeInstances === 0) await new Promise((r) => setTimeout(r, 1));
   const first = rt.shutdown();
   const second = rt.shutdown();
   assert.equal(first, second);
