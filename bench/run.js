@@ -14,20 +14,10 @@
 // BENCH_N (default 5000) sets the sample counts; a summary block ends the output.
 const vm = require('vm');
 const { NexusRuntime, WasmSandboxExecutor } = require('..');
+const { TRIVIAL, EXT, EXT_CAPS, N, WARMUP, context, extContext, summarize } = require('./common');
 
-const TRIVIAL = "$state.count++; $emit('changed', $state.count); return $state.count";
 const FIB = 'function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2) } return fib(25)';
-const EXT = 'const v = await $ext.http.get($state.count); $state.count = v + 1; return v';
-const N = Number(process.env.BENCH_N || 5000);
-const WARMUP = Math.min(500, N);
 const SOURCES = Math.min(200, N); // distinct handlers for the compile-cache figures
-
-function summarize(samples) {
-  const s = Float64Array.from(samples).sort();
-  const pick = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
-  const mean = s.reduce((a, b) => a + b, 0) / s.length;
-  return { mean, p50: pick(0.5), p99: pick(0.99) };
-}
 
 function median(values) {
   return summarize(values).p50;
@@ -69,31 +59,6 @@ async function measureInterleaved(fns) {
     }
   }
   return samples.map(summarize);
-}
-
-function context(count) {
-  return {
-    panelId: 'bench',
-    handlerName: 'increment',
-    stateSnapshot: { count },
-    args: {},
-    scope: {},
-    capabilities: ['state:read:count', 'state:write:count', 'events:emit:changed'],
-  };
-}
-
-const EXT_CAPS = ['state:read:count', 'state:write:count', 'ext:http'];
-
-function extContext(count) {
-  return {
-    panelId: 'bench',
-    handlerName: 'fetch',
-    stateSnapshot: { count },
-    args: {},
-    scope: {},
-    capabilities: EXT_CAPS,
-    extensionRegistry: { http: ['get'] },
-  };
 }
 
 async function sandboxTrivial(rt) {

@@ -24,26 +24,13 @@
 const { spawnSync } = require('child_process');
 const fs = require('fs');
 const { NexusRuntime } = require('..');
+const { TRIVIAL, EXT, N, WARMUP, context, extContext } = require('./common');
 
-const TRIVIAL = "$state.count++; $emit('changed', $state.count); return $state.count";
-const N = Number(process.env.BENCH_N || 5000);
-const WARMUP = Math.min(500, N);
 const RESET_RUNS = 2000;
 const MEM_N = Number(process.env.SNAPSHOT_MEM_N || 64);
 const MEM_SMALL = 8;
 const MEM_ROUNDS = 5;
 const DESIGN_FRESH_US = 260; // design brief: instantiate + init, 260-290 µs per instance
-
-function context(count) {
-  return {
-    panelId: 'bench',
-    handlerName: 'increment',
-    stateSnapshot: { count },
-    args: {},
-    scope: {},
-    capabilities: ['state:read:count', 'state:write:count', 'events:emit:changed'],
-  };
-}
 
 async function trivial(rt, i) {
   const r = await rt.executeHandler(TRIVIAL, context(i));
@@ -73,19 +60,6 @@ function smapsRollup() {
 
 // ---- child: one memory measurement for a pool of `n` instances ------------
 
-const EXT = 'const v = await $ext.http.get($state.count); $state.count = v + 1; return v';
-
-function extContext(count) {
-  return {
-    panelId: 'bench',
-    handlerName: 'fetch',
-    stateSnapshot: { count },
-    args: {},
-    scope: {},
-    capabilities: ['state:read:count', 'state:write:count', 'ext:http'],
-    extensionRegistry: { http: ['get'] },
-  };
-}
 
 async function idle(rt, n) {
   await until('idle', () => {
