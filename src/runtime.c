@@ -280,7 +280,7 @@ static void run_segment(nx_runtime_t *rt, nx_job_t *job, nx_exec_t *ex, uint64_t
   nx_sandbox_t *sb = ex->sb;
   uint64_t now;
   nx_job_t *waiters;
-  const char *end_code = NULL;
+  nx_error_code_t end = NX_OK; /* why a suspension cannot park */
   char end_msg[160];
 
   watch(sb);
@@ -296,17 +296,17 @@ static void run_segment(nx_runtime_t *rt, nx_job_t *job, nx_exec_t *ex, uint64_t
   rt->stats.active--;
   if (job->outcome.status == NX_STATUS_SUSPENDED) {
     if (rt->stopping || rt->closing) {
-      end_code = "";
+      end = NX_E_INTERNAL_ERROR;
       snprintf(end_msg, sizeof end_msg, "The runtime shut down while the handler was suspended");
     } else if (ex->doomed) {
-      end_code = "";
+      end = NX_E_INTERNAL_ERROR;
       snprintf(end_msg, sizeof end_msg, "The execution was cancelled while it ran");
     } else if (!ex->counted && rt->nsuspended >= rt->cfg.max_suspended) {
-      end_code = "limit";
+      end = NX_E_RESOURCE_LIMIT;
       snprintf(end_msg, sizeof end_msg,
                "Too many suspended executions (maxSuspended is %u)", rt->cfg.max_suspended);
     } else if (publish(rt, ex) != 0) {
-      end_code = "";
+      end = NX_E_INTERNAL_ERROR;
       snprintf(end_msg, sizeof end_msg, "host out of memory while suspending");
     } else {
       if (!ex->counted) {
@@ -338,8 +338,7 @@ static void run_segment(nx_runtime_t *rt, nx_job_t *job, nx_exec_t *ex, uint64_t
   if (ex->counted) rt->nsuspended--;
   pthread_mutex_unlock(&rt->lock);
 
-  if (end_code)
-    fail_job(job, end_code[0] ? NX_E_RESOURCE_LIMIT : NX_E_INTERNAL_ERROR, end_msg);
+  if (end != NX_OK) fail_job(job, end, end_msg);
   retire(rt, ex, job, waiters);
 }
 
