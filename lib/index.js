@@ -137,14 +137,6 @@ const MODE_BYTECODE = 1;
 const MODE_COMPILE = 2;
 const EMPTY_CONTEXT = Buffer.alloc(0);
 
-function compileError(error) {
-  const err = new Error(error.message);
-  err.code = error.code;
-  err.location = error.location;
-  err.snippet = error.snippet;
-  return err;
-}
-
 function encodeAnswer(value, where) {
   try {
     return packr.pack(value);
@@ -204,7 +196,7 @@ class NexusRuntime {
     if (this.#shutdown) throw shutDownError();
     if (typeof code !== 'string') throw new TypeError('handler code must be a string');
     const result = packr.unpack(await this.#native.execute(code, EMPTY_CONTEXT, 0, MODE_COMPILE));
-    if (result.status !== 'success') throw compileError(result.error);
+    if (result.status !== 'success') throw errors.errorFromResult(result.error);
     return new Uint8Array(result.returnValue.buffer, result.returnValue.byteOffset, result.returnValue.byteLength);
   }
 

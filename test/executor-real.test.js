@@ -2,22 +2,13 @@
 // WasmSandboxExecutor driving the REAL native runtime through suspend/resume.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { runtime } = require('./helpers');
+const { deferred, runtime } = require('./helpers');
 const { WasmSandboxExecutor } = require('..');
 const errors = require('../lib/errors');
 
 const rt = runtime({ workers: 2 });
 test.after(() => rt.shutdown());
 const executor = new WasmSandboxExecutor(rt);
-
-function deferred() {
-  let resolve, reject;
-  const promise = new Promise((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

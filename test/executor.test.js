@@ -7,17 +7,9 @@ const assert = require('node:assert/strict');
 const { getEventListeners } = require('node:events');
 const { WasmSandboxExecutor } = require('../lib/executor');
 const errors = require('../lib/errors');
+const { deferred } = require('./helpers');
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
-
-function deferred() {
-  let resolve, reject;
-  const promise = new Promise((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
 
 const call = (suspensionId, extensionName, method, ...args) => ({ suspensionId, extensionName, method, args });
 const base = { stateMutations: [], events: [], viewCommands: [], logs: [], metrics: { durationUs: 1 } };
