@@ -41,6 +41,7 @@
       ],
       'sources': [
         'src/addon.c',
+        'src/buf.c',
         'src/cache.c',
         'src/caps.c',
         'src/compiler.c',
@@ -48,6 +49,7 @@
         'src/engine.c',
         'src/errors.c',
         'src/hostcalls.c',
+        'src/mem.c',
         'src/metrics.c',
         'src/mpack.c',
         'src/pool.c',

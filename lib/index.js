@@ -26,6 +26,8 @@ const INTEGER_FIELDS = {
   maxSuspended: [0, 1000000],
   maxCacheBytes: [0, 2 ** 40],
   maxDiskCacheBytes: [0, 2 ** 50],
+  maxResultBytes: [1 << 16, 1 << 30],
+  maxHostCalls: [1, 100000000],
 };
 const BOOLEAN_FIELDS = ['enableSIMD', 'enableBulkMemory', 'enableAOT'];
 const STRING_FIELDS = ['quickjsModulePath', 'cacheDir'];
@@ -79,6 +81,8 @@ function validateConfig(config) {
     maxSuspended: out.maxSuspended ?? 1000,
     maxCacheBytes: out.maxCacheBytes ?? 64 * 1024 * 1024,
     maxDiskCacheBytes: out.maxDiskCacheBytes ?? 0,
+    maxResultBytes: out.maxResultBytes ?? 8 * 1024 * 1024,
+    maxHostCalls: out.maxHostCalls ?? 10000,
     enableSIMD: out.enableSIMD ?? false,
     enableBulkMemory: out.enableBulkMemory ?? true,
     enableAOT: true,

@@ -188,6 +188,10 @@ static int read_config(napi_env env, napi_value obj, nx_config_t *cfg) {
   if (r) cfg->max_cache_bytes = (uint64_t)v;
   if ((r = get_number(env, obj, "maxDiskCacheBytes", 0, 1ull << 50, &v)) < 0) return -1;
   if (r) cfg->max_disk_cache_bytes = (uint64_t)v;
+  if ((r = get_number(env, obj, "maxResultBytes", 1 << 16, 1u << 30, &v)) < 0) return -1;
+  if (r) cfg->max_result_bytes = (uint64_t)v;
+  if ((r = get_number(env, obj, "maxHostCalls", 1, 100000000, &v)) < 0) return -1;
+  if (r) cfg->max_host_calls = (uint32_t)v;
   {
     napi_value dir;
     napi_valuetype t;

@@ -1,10 +1,15 @@
 // Evaluated once per sandbox, before any handler. Receives the host
-// functions and returns { run, error, settle }; nothing it touches is reachable from
-// handler code except the globals run() passes in. Every check that grants
-// or records anything happens in the host (src/hostcalls.c).
+// functions and returns { run, error, settle, copy, describe, dateTime };
+// nothing it touches is reachable from handler code except the globals
+// run() passes in. Every check that grants or records anything happens in
+// the host (src/hostcalls.c).
+//
+// Everything this file uses after handler code has run is captured here,
+// at snapshot time, so a handler that patches a prototype cannot change
+// what the bootstrap does.
 (function (host) {
   'use strict';
-  const { stateGet, stateSet, stateDelete, stateHas, stateKeys, emit, view, log, extCall } = host;
+  const { stateGet, stateSet, stateDelete, stateHas, stateKeys, emit, view, log, extCall, kind } = host;
   const freeze = Object.freeze;
   const ProxyCtor = Proxy;
   const PromiseCtor = Promise;
@@ -14,6 +19,81 @@
   const StringCtor = String;
   const stringify = JSON.stringify;
   const defineProperty = Object.defineProperty;
+  const isArray = Array.isArray;
+  const MapCtor = Map;
+  // f(thisArg, ...args) that no later patch of Function.prototype reaches.
+  const uncurry = (f) => Function.prototype.call.bind(f);
+  const mapGet = uncurry(Map.prototype.get);
+  const mapSet = uncurry(Map.prototype.set);
+  const dateTime = Date.prototype.getTime;
+
+  // The host encodes guest values without running guest code (src/mpack.c).
+  // A value it cannot read that way (a Proxy, a getter, an Error) comes
+  // back here first: copy() turns it into plain data, running the getters
+  // and traps as guest code, where the handler's own deadline and memory
+  // limit pay for them, and then the host encodes the copy. Shared
+  // references stay shared (a memo), so the copy is as big as the
+  // original; cycles stay cycles, which the host refuses. What the host
+  // reads natively (Dates, typed arrays) or refuses (Maps, functions, ...)
+  // is left as it is: kind() asks the host which is which.
+  const KIND_OPAQUE = 1;
+  const KIND_ERROR = 2;
+  const MAX_DEPTH = 256; // the host refuses deeper values anyway
+  const dataProp = (value) => ({ __proto__: null, value, writable: true, enumerable: true, configurable: true });
+  function copy(root) {
+    const memo = new MapCtor();
+    const walk = (v, depth) => {
+      if (typeof v !== 'object' || v === null || depth > MAX_DEPTH) return v;
+      let out = mapGet(memo, v);
+      if (out !== undefined) return out;
+      const k = kind(v);
+      if (k === KIND_OPAQUE) return v;
+      if (k === KIND_ERROR) {
+        out = { __proto__: null, name: StringCtor(v.name), message: StringCtor(v.message) };
+        mapSet(memo, v, out);
+        return out;
+      }
+      if (isArray(v)) {
+        out = [];
+        mapSet(memo, v, out);
+        const n = v.length;
+        // defineProperty, not assignment: a setter a handler put on
+        // Array.prototype never sees the copy.
+        for (let i = 0; i < n; i++) defineProperty(out, i, dataProp(walk(v[i], depth + 1)));
+        return out;
+      }
+      out = { __proto__: null };
+      mapSet(memo, v, out);
+      const keys = objectKeys(v);
+      for (let i = 0; i < keys.length; i++) out[keys[i]] = walk(v[keys[i]], depth + 1);
+      return out;
+    };
+    return walk(root, 0);
+  }
+
+  // A thrown value as strings, read in the guest (getters may run; by now
+  // the host functions refuse every call): [name, message, stack] for an
+  // Error, [,,, String(value)] for anything else. Undefined where reading
+  // or converting threw.
+  const safeString = (v) => {
+    try {
+      return StringCtor(v);
+    } catch (e) {
+      return undefined;
+    }
+  };
+  const safeField = (o, key) => {
+    try {
+      const v = o[key];
+      return v === undefined ? undefined : safeString(v);
+    } catch (e) {
+      return undefined;
+    }
+  };
+  function describe(thrown, isError) {
+    if (isError) return [safeField(thrown, 'name'), safeField(thrown, 'message'), safeField(thrown, 'stack'), undefined];
+    return [undefined, undefined, undefined, safeString(thrown)];
+  }
 
   // Blocking primitives and shared memory have no place in a handler.
   delete globalThis.SharedArrayBuffer;
@@ -58,15 +138,20 @@
     },
   });
 
+  // emit, view and extCall answer false (-1) when the value needs copy()
+  // first; the second call says it is a copy.
   const $emit = freeze(function $emit(name, payload) {
-    emit(name, payload);
+    if (!emit(name, payload, false)) emit(name, copy(payload), true);
   });
 
+  const sendView = (type, componentId, args) => {
+    if (!view(type, componentId, args, false)) view(type, componentId, copy(args), true);
+  };
   const $view = freeze({
-    setFilter(componentId, value) { view('setFilter', componentId, { value }); },
-    scrollTo(componentId, position) { view('scrollTo', componentId, { position }); },
-    focus(componentId) { view('focus', componentId, {}); },
-    custom(componentId, args) { view('custom', componentId, args); },
+    setFilter(componentId, value) { sendView('setFilter', componentId, { value }); },
+    scrollTo(componentId, position) { sendView('scrollTo', componentId, { position }); },
+    focus(componentId) { sendView('focus', componentId, {}); },
+    custom(componentId, args) { sendView('custom', componentId, args); },
   });
 
   const format = (v) => {
@@ -103,7 +188,8 @@
   // handler patches on Object.prototype is consulted.
   let resolvers = { __proto__: null };
   const callExt = (name, method, args) => {
-    const call = extCall(name, method, args);
+    let call = extCall(name, method, args, false);
+    if (call < 0) call = extCall(name, method, copy(args), true);
     return new PromiseCtor((resolve, reject) => {
       resolvers[call] = { __proto__: null, resolve, reject };
     });
@@ -174,5 +260,5 @@
     return e;
   }
 
-  return { run, error, settle };
+  return { run, error, settle, copy, describe, dateTime };
 })

@@ -1,10 +1,12 @@
 /* Precompiled-handler format (see compiler.h). Little-endian header:
  *   0  magic "NXHB"        4  format version (u16)   6  engine tag length E (u16)
- *   8  SHA-256 of source  40  SHA-256 of bytecode   72  bytecode length L (u32)
+ *   8  SHA-256 of the source (names it; not checkable without the source)
+ *  40  checksum: SHA-256 of every other byte of the buffer
+ *  72  bytecode length L (u32)
  *  76  engine tag (E bytes), then the bytecode (L bytes).
- * The bytecode digest catches a truncated or altered buffer; it does not make
- * the bytecode trusted (anyone can recompute it), which is why it is only
- * ever read inside a sandbox. */
+ * The checksum catches a truncated or altered buffer, header included; it
+ * does not make the bytecode trusted (anyone can recompute it), which is
+ * why it is only ever read inside a sandbox. */
 #include "compiler.h"
 
 #include <stdio.h>
@@ -16,6 +18,7 @@
 
 #define MAGIC "NXHB"
 #define FIXED 76u
+#define SUM_AT 40u
 
 void nx_compiler_engine_tag(char *out, size_t outlen, const char *qjs_version) {
   snprintf(out, outlen, "quickjs-wasi %s; quickjs-ng %.40s; bootstrap %.16s",
@@ -44,21 +47,30 @@ static void put32(uint8_t *p, uint32_t v) {
 static uint32_t get16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
 static uint32_t get32(const uint8_t *p) { return get16(p) | get16(p + 2) << 16; }
 
-int nx_compiler_pack(const char *engine, const char *code, size_t code_len,
+/* SHA-256 over the whole buffer except the checksum field itself. */
+static void checksum(const uint8_t *buf, size_t len, uint8_t out[32]) {
+  nx_sha256_t s;
+  nx_sha256_init(&s);
+  nx_sha256_update(&s, buf, SUM_AT);
+  nx_sha256_update(&s, buf + SUM_AT + 32, len - SUM_AT - 32);
+  nx_sha256_final(&s, out);
+}
+
+int nx_compiler_pack(nx_mem_t *mem, const char *engine, const char *code, size_t code_len,
                      const uint8_t *bc, size_t bc_len, uint8_t **out, size_t *out_len) {
   size_t elen = strlen(engine);
   uint8_t *buf;
   if (elen > 0xffff || bc_len > 0xffffffffu) return -1;
-  buf = malloc(FIXED + elen + bc_len);
+  buf = nx_mem_alloc(mem, FIXED + elen + bc_len);
   if (buf == NULL) return -1;
   memcpy(buf, MAGIC, 4);
   put16(buf + 4, NX_COMPILER_FORMAT);
   put16(buf + 6, (uint32_t)elen);
   nx_sha256(code, code_len, buf + 8);
-  nx_sha256(bc, bc_len, buf + 40);
   put32(buf + 72, (uint32_t)bc_len);
   memcpy(buf + FIXED, engine, elen);
   memcpy(buf + FIXED + elen, bc, bc_len);
+  checksum(buf, FIXED + elen + bc_len, buf + SUM_AT);
   *out = buf;
   *out_len = FIXED + elen + bc_len;
   return 0;
@@ -79,8 +91,8 @@ const char *nx_compiler_unpack(const char *engine, const uint8_t *buf, size_t le
     return "engine mismatch: compiled for another engine or bootstrap version";
   if (len - FIXED - elen < blen) return "truncated: the bytecode is shorter than the header says";
   if (len - FIXED - elen > blen) return "altered: bytes after the end of the bytecode";
-  nx_sha256(buf + FIXED + elen, blen, digest);
-  if (memcmp(digest, buf + 40, 32) != 0) return "altered: the bytecode does not match its checksum";
+  checksum(buf, len, digest);
+  if (memcmp(digest, buf + SUM_AT, 32) != 0) return "altered: the buffer does not match its checksum";
   *bc = buf + FIXED + elen;
   *bc_len = blen;
   return NULL;

@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NX_COMPILER_FORMAT 1
+#include "mem.h"
+
+#define NX_COMPILER_FORMAT 2
 #define NX_ENGINE_TAG_MAX 200
 
 /* "quickjs-wasi 3.6.2; quickjs-ng 0.10.1; bootstrap 1a2b...": bytecode
@@ -18,8 +20,8 @@ void nx_compiler_engine_tag(char *out, size_t outlen, const char *qjs_version);
 /* SHA-256 over the engine tag and the source. */
 void nx_compiler_key(const char *engine, const char *code, size_t code_len, uint8_t key[32]);
 
-/* Header + bytecode in one malloc'd buffer; -1 on allocation failure. */
-int nx_compiler_pack(const char *engine, const char *code, size_t code_len,
+/* Header + bytecode in one buffer from `mem`; -1 on allocation failure. */
+int nx_compiler_pack(nx_mem_t *mem, const char *engine, const char *code, size_t code_len,
                      const uint8_t *bc, size_t bc_len, uint8_t **out, size_t *out_len);
 
 /* Checks a precompiled buffer: NULL and the bytecode's place in buf when it

@@ -15,6 +15,8 @@ void nx_config_defaults(nx_config_t *cfg) {
   cfg->max_suspended = 1000;
   cfg->max_cache_bytes = 64u << 20;
   cfg->max_disk_cache_bytes = 0;
+  cfg->max_result_bytes = 8u << 20;
+  cfg->max_host_calls = 10000;
   cfg->cache_dir[0] = 0;
 }
 

@@ -17,6 +17,8 @@ typedef struct {
   uint32_t max_suspended;      /* parked executions at most */
   uint64_t max_cache_bytes;    /* compile cache in memory */
   uint64_t max_disk_cache_bytes; /* compile cache on disk; 0 = unbounded */
+  uint64_t max_result_bytes;   /* encoded result of one segment, at most */
+  uint32_t max_host_calls;     /* host calls of one execution, at most */
   char cache_dir[4096];        /* "" = no disk cache */
 } nx_config_t;
 

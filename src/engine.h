@@ -10,22 +10,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "cache.h"
 #include "caps.h"
 #include "config.h"
 #include "errors.h"
+#include "mem.h"
 #include "sandbox.h"
 
 /* One top-level key of $state. Values load lazily: a handler that reads one
  * key of a 10 000-key state decodes one key. */
 typedef struct {
-  const char *key;
+  const char *key;              /* in the context, or the execution's memory */
   uint32_t key_len;
-  uint32_t owned_key;           /* key was malloc'd (added by the handler) */
   const msgpack_object *orig;   /* in the snapshot, or NULL */
   nx_jsval_t value;             /* guest value once loaded or set */
   uint8_t loaded, read, deleted;
   int32_t change;               /* position in the change order, or -1 */
+  uint32_t version;             /* bumped by every write and delete */
+  /* At the end of a segment: the value's encoding as of snap_version. */
+  nx_buf_t snap;
+  uint32_t snap_version;
+  uint8_t snapped, inplace;     /* inplace: a read object changed in place */
   /* The value the host was last told about, once a suspended result has
    * reported this key (before that, `orig` is the baseline). */
   uint8_t *base;
@@ -33,11 +39,10 @@ typedef struct {
   uint8_t has_base;
 } nx_state_slot_t;
 
-/* A guest value that can only hold result output: the buffers the host
- * applies (events, view commands, logs). */
+/* Result output the host applies (events, view commands, logs): encoded
+ * entries, charged to the segment's result budget as they are written. */
 typedef struct {
-  msgpack_sbuffer buf;
-  msgpack_packer pk;
+  nx_buf_t buf;
   uint32_t count;
 } nx_out_list_t;
 
@@ -71,9 +76,10 @@ typedef struct {
  * `published` and `claimed` to the runtime's lock (suspension table). */
 typedef struct {
   uint8_t id[NX_SUSPENSION_ID_BYTES];
-  char *ext, *method;    /* malloc'd, NUL-terminated */
+  char *ext, *method;    /* NUL-terminated, in the execution's memory */
   uint8_t *args;         /* MessagePack array, copied at call time */
   size_t args_len;
+  uint64_t charge;       /* result bytes its entry takes while pending */
   uint8_t answered, published, claimed;
 } nx_ext_call_t;
 
@@ -83,6 +89,23 @@ typedef struct {
   uint64_t count;
 } nx_named_count_t;
 
+/* How far the current segment is: which host functions still answer. */
+typedef enum {
+  NX_PHASE_RUN,    /* the handler runs: everything */
+  NX_PHASE_FINISH, /* its result is being copied out: no new $ext call */
+  NX_PHASE_CLOSED, /* nothing: only the host runs now */
+} nx_phase_t;
+
+/* Why a segment failed. Strings live in the execution's segment memory. */
+typedef struct {
+  nx_error_code_t code;
+  char *message;
+  char *stack;
+  uint32_t line, column; /* 0 when unknown */
+} nx_failure_t;
+
+#define NX_HOST_ERRORS 8
+
 struct nx_exec_s {
   nx_sandbox_t *sb;
   const nx_config_t *cfg;
@@ -90,6 +113,20 @@ struct nx_exec_s {
   nx_exec_mode_t mode;
   char *code;               /* owned: the source, or the precompiled buffer */
   size_t code_len;
+  /* Every host byte of this execution: freed by nx_exec_free, whatever
+   * way its segments ended. `seg` holds one segment's temporaries and is
+   * released when the segment ends, a trap included. */
+  nx_mem_t mem, seg;
+  nx_budget_t budget;       /* this segment's result bytes: config.maxResultBytes */
+  nx_failure_t fail;        /* this segment's failure, if any */
+  nx_buf_t retval;          /* returnValue (or the precompiled buffer) */
+  nx_blob_t *blob;          /* cached bytecode being read into the sandbox */
+  msgpack_unpacked answer;  /* the host answer being decoded */
+  uint64_t host_calls;      /* all segments, against config.maxHostCalls */
+  nx_phase_t phase;
+  uint8_t in_host;          /* a host function runs: refuse re-entry */
+  nx_error_code_t fatal;    /* the execution must end with this (a limit) */
+  char *fatal_msg;
   uint8_t *context;         /* owned: msgpack-c objects point into these bytes */
   size_t context_len;
   msgpack_unpacked ctx_msg; /* the decoded context; owns its zone */
@@ -111,11 +148,9 @@ struct nx_exec_s {
   uint32_t nchanges;
 
   nx_out_list_t events, views, logs;
-  uint64_t out_bytes, out_limit;
-  int logs_truncated;
 
-  nx_jsval_t host_errors[8];      /* errors the host threw, with codes */
-  nx_error_code_t host_codes[8];
+  nx_jsval_t host_errors[NX_HOST_ERRORS]; /* errors the host threw, with codes */
+  nx_error_code_t host_codes[NX_HOST_ERRORS];
   uint32_t nhost_errors;
 
   uint64_t hostcalls[NX_HOSTCALL__COUNT];

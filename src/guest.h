@@ -33,6 +33,9 @@ enum {
 #define NX_TAG_FIRST (-9)
 #define NX_FLOAT64_TAG_ADDEND (0x7ff80000u - (uint32_t)NX_TAG_FIRST + 1u)
 
+/* JS_PROP_CONFIGURABLE | JS_PROP_WRITABLE | JS_PROP_ENUMERABLE */
+#define NX_PROP_C_W_E 7
+
 #define NX_MKVAL(tag, v) (((uint64_t)(uint32_t)(tag) << 32) | (uint32_t)(v))
 #define NX_UNDEFINED NX_MKVAL(NX_TAG_UNDEFINED, 0)
 #define NX_NULL NX_MKVAL(NX_TAG_NULL, 0)

@@ -25,7 +25,16 @@ void nx_host_console(nx_sandbox_t *sb, int is_stderr, const char *bytes, size_t 
 void nx_host_throw(nx_sandbox_t *sb, nx_error_code_t code, int type_error,
                    const char *message);
 
-/* Appends a { level, message } entry to the execution's logs. */
+/* Ends the execution with `code`: records it, throws an uncatchable error
+ * and makes every later interrupt check stop the guest. */
+void nx_host_fatal(nx_sandbox_t *sb, nx_error_code_t code, const char *message);
+
+/* nx_host_fatal with RESOURCE_LIMIT for config.maxResultBytes, naming the
+ * path being encoded when the budget ran out. */
+void nx_host_result_limit(nx_sandbox_t *sb, const char *path);
+
+/* Appends a { level, message } entry to the execution's logs (charged to
+ * the result budget). */
 void nx_host_log(nx_sandbox_t *sb, const char *level, const char *msg, size_t len);
 
 #endif

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PROP_C_W_E 7
 #define GPN_STRING_MASK 1
 #define GPN_ENUM_ONLY 16
 #define EXT_UNDEFINED 0
@@ -249,7 +248,7 @@ nx_mp_status_t nx_mp_decode(nx_sandbox_t *sb, const msgpack_object *o,
         nx_path_pop(path, mark);
         if (st != NX_MP_OK) goto fail;
         if ((int32_t)Q(JS_DefinePropertyValueUint32)(in, sb->ctx, *out, i, item,
-                                                     PROP_C_W_E) < 0) {
+                                                     NX_PROP_C_W_E) < 0) {
           st = NX_MP_GUEST;
           goto fail;
         }
@@ -293,7 +292,7 @@ nx_mp_status_t nx_mp_decode(nx_sandbox_t *sb, const msgpack_object *o,
           goto fail;
         }
         /* Define, never set: a "__proto__" key becomes an own property. */
-        rc = (int32_t)Q(JS_DefinePropertyValue)(in, sb->ctx, *out, atom, item, PROP_C_W_E);
+        rc = (int32_t)Q(JS_DefinePropertyValue)(in, sb->ctx, *out, atom, item, NX_PROP_C_W_E);
         Q(JS_FreeAtom)(in, sb->ctx, atom);
         if (rc < 0) {
           st = NX_MP_GUEST;
@@ -315,10 +314,25 @@ fail:
 
 /* ---- encode: guest -> host -------------------------------------------- */
 
-void nx_mp_encoder_init(nx_mp_encoder_t *e, nx_sandbox_t *sb,
-                        msgpack_packer *pk, const char *root) {
+/* The encoder never runs guest code: it reads own data properties only,
+ * through calls that cannot reach a getter, a Proxy trap, toJSON or
+ * valueOf. What it cannot read that way (a Proxy, an accessor, an Error
+ * whose name lives on its prototype) it reports as NX_MP_IMPURE, and the
+ * caller has the bootstrap copy the value into plain data inside the guest
+ * first. So no host pointer is ever live while guest code runs. */
+
+#define JS_PROP_TMASK (3 << 4)
+#define JS_PROP_GETSET (1 << 4)
+/* quickjs-ng gives array indices below 2^31 - 1 "tagged int" atoms: no
+ * allocation, nothing to free. Checked once per sandbox (nx_sandbox_new). */
+#define ATOM_TAG_INT (1u << 31)
+#define ATOM_MAX_INT 0x7fffffffu
+
+void nx_mp_encoder_init(nx_mp_encoder_t *e, nx_sandbox_t *sb, nx_buf_t *out,
+                        const char *root) {
   e->sb = sb;
-  e->pk = pk;
+  e->out = out;
+  e->pk = nx_buf_packer(out);
   e->depth = 0;
   e->err[0] = 0;
   nx_path_set(&e->path, root);
@@ -328,6 +342,12 @@ static nx_mp_status_t uncrossable(nx_mp_encoder_t *e, const char *what) {
   snprintf(e->err, sizeof e->err, "%s %s and cannot leave the sandbox",
            e->path.buf, what);
   return NX_MP_UNCROSSABLE;
+}
+
+/* The buffer refused a write: the budget (or host memory) ran out. */
+static nx_mp_status_t refused(nx_mp_encoder_t *e) {
+  snprintf(e->err, sizeof e->err, "%s", e->path.buf);
+  return e->out->refused == NX_BUF_NOMEM ? NX_MP_NOMEM : NX_MP_LIMIT;
 }
 
 /* Bytes of UTF-8 with each 3-byte lone-surrogate sequence (ED A0..BF xx)
@@ -345,31 +365,28 @@ static void pack_utf8_body(msgpack_packer *pk, const uint8_t *s, size_t len) {
   if (len > from) msgpack_pack_str_body(pk, s + from, len - from);
 }
 
-static nx_mp_status_t pack_cstring(nx_sandbox_t *sb, msgpack_packer *pk,
-                                   uint32_t ptr, uint32_t lenslot) {
-  uint32_t len;
+nx_mp_status_t nx_mp_pack_guest_string(nx_sandbox_t *sb, msgpack_packer *pk,
+                                       nx_jsval_t v) {
+  uint32_t slot, ptr, len;
   uint8_t *bytes;
-  if (ptr == 0) return NX_MP_GUEST;
-  if (nx_guest_read_u32(&sb->inst, lenslot, &len) != 0 ||
+  int tag = nx_jsval_tag(v);
+
+  /* Only string primitives: ToString of anything else may run guest code. */
+  if (tag != NX_TAG_STRING && tag != NX_TAG_STRING_ROPE) return NX_MP_UNCROSSABLE;
+  slot = nx_sandbox_slot_push(sb, 1);
+  if (slot == 0) return NX_MP_GUEST;
+  ptr = Q(JS_ToCStringLen2)(&sb->inst, sb->ctx, slot, v, 0);
+  if (ptr == 0 || nx_guest_read_u32(&sb->inst, slot, &len) != 0 ||
       (bytes = nx_guest_bytes(&sb->inst, ptr, len)) == NULL) {
-    Q(JS_FreeCString)(&sb->inst, sb->ctx, ptr);
+    if (ptr) Q(JS_FreeCString)(&sb->inst, sb->ctx, ptr);
+    nx_sandbox_slot_pop(sb, 1);
     return NX_MP_GUEST;
   }
   msgpack_pack_str(pk, len);
   pack_utf8_body(pk, bytes, len);
   Q(JS_FreeCString)(&sb->inst, sb->ctx, ptr);
-  return NX_MP_OK;
-}
-
-nx_mp_status_t nx_mp_pack_guest_string(nx_sandbox_t *sb, msgpack_packer *pk,
-                                       nx_jsval_t v) {
-  uint32_t slot = nx_sandbox_slot_push(sb, 1), ptr;
-  nx_mp_status_t st;
-  if (slot == 0) return NX_MP_GUEST;
-  ptr = Q(JS_ToCStringLen2)(&sb->inst, sb->ctx, slot, v, 0);
-  st = pack_cstring(sb, pk, ptr, slot);
   nx_sandbox_slot_pop(sb, 1);
-  return st;
+  return NX_MP_OK;
 }
 
 static void pack_number(msgpack_packer *pk, double d) {
@@ -418,7 +435,8 @@ static nx_mp_status_t encode_bigint(nx_mp_encoder_t *e, nx_jsval_t v) {
 
   if (slot == 0) return NX_MP_GUEST;
   /* ToBigInt64 wraps modulo 2^64: convert back and compare to know whether
-   * the value really fits, signed first, then unsigned. */
+   * the value really fits, signed first, then unsigned. A BigInt primitive
+   * converts without running guest code. */
   if ((int32_t)Q(JS_ToBigInt64)(in, sb->ctx, slot, v) == 0 &&
       nx_guest_read_u64(in, slot, &raw) == 0) {
     back = Q(JS_NewBigInt64)(in, sb->ctx, raw);
@@ -426,7 +444,7 @@ static nx_mp_status_t encode_bigint(nx_mp_encoder_t *e, nx_jsval_t v) {
     nx_sandbox_free_value(sb, back);
     if (same) {
       nx_sandbox_slot_pop(sb, 1);
-      msgpack_pack_fix_int64(e->pk, (int64_t)raw); /* 9 bytes: msgpackr reads BigInt */
+      msgpack_pack_fix_int64(&e->pk, (int64_t)raw); /* 9 bytes: msgpackr reads BigInt */
       return NX_MP_OK;
     }
     back = Q(JS_NewBigUint64)(in, sb->ctx, raw);
@@ -434,7 +452,7 @@ static nx_mp_status_t encode_bigint(nx_mp_encoder_t *e, nx_jsval_t v) {
     nx_sandbox_free_value(sb, back);
     if (same) {
       nx_sandbox_slot_pop(sb, 1);
-      msgpack_pack_fix_uint64(e->pk, raw);
+      msgpack_pack_fix_uint64(&e->pk, raw);
       return NX_MP_OK;
     }
   }
@@ -460,13 +478,56 @@ static nx_mp_status_t encode_bytes(nx_mp_encoder_t *e, nx_jsval_t abuf,
     if (Q(JS_HasException)(&sb->inst, sb->ctx)) return NX_MP_GUEST;
     return uncrossable(e, "is a detached or invalid buffer");
   }
-  msgpack_pack_ext(e->pk, length + 1, EXT_TYPED);
-  msgpack_pack_ext_body(e->pk, &c, 1);
-  msgpack_pack_ext_body(e->pk, bytes, length);
+  msgpack_pack_ext(&e->pk, length + 1, EXT_TYPED);
+  msgpack_pack_ext_body(&e->pk, &c, 1);
+  msgpack_pack_ext_body(&e->pk, bytes, length);
   return NX_MP_OK;
 }
 
+/* Own property `atom` of an ordinary object, read without running guest
+ * code: 1 with *out (a new reference) for a data property, 0 when there is
+ * none, NX_MP_IMPURE for an accessor, NX_MP_GUEST on an exception. */
+static int own_data(nx_mp_encoder_t *e, nx_jsval_t obj, uint32_t atom, nx_jsval_t *out) {
+  nx_sandbox_t *sb = e->sb;
+  nx_wasm_instance_t *in = &sb->inst;
+  /* JSPropertyDescriptor on wasm32: { int flags; JSValue value, getter, setter; } */
+  uint32_t desc = nx_sandbox_slot_push(sb, 4), flags = 0;
+  nx_jsval_t getter = NX_UNDEFINED, setter = NX_UNDEFINED;
+  int32_t r;
+
+  *out = NX_UNDEFINED;
+  if (desc == 0) return NX_MP_GUEST;
+  r = (int32_t)Q(JS_GetOwnProperty)(in, sb->ctx, desc, obj, atom);
+  if (r > 0 && (nx_guest_read_u32(in, desc, &flags) != 0 ||
+                nx_guest_read_u64(in, desc + 8, out) != 0 ||
+                nx_guest_read_u64(in, desc + 16, &getter) != 0 ||
+                nx_guest_read_u64(in, desc + 24, &setter) != 0))
+    r = -1;
+  nx_sandbox_slot_pop(sb, 4);
+  if (r < 0) return NX_MP_GUEST;
+  if (r == 0) return 0;
+  if ((flags & JS_PROP_TMASK) == JS_PROP_GETSET) {
+    nx_sandbox_free_value(sb, getter);
+    nx_sandbox_free_value(sb, setter);
+    nx_sandbox_free_value(sb, *out);
+    *out = NX_UNDEFINED;
+    return NX_MP_IMPURE;
+  }
+  return 1;
+}
+
 static nx_mp_status_t encode_value(nx_mp_encoder_t *e, nx_jsval_t v);
+
+/* Encodes own property `atom` of obj (undefined when absent). */
+static nx_mp_status_t encode_own(nx_mp_encoder_t *e, nx_jsval_t obj, uint32_t atom) {
+  nx_jsval_t item;
+  nx_mp_status_t st;
+  int r = own_data(e, obj, atom, &item);
+  if (r < 0) return (nx_mp_status_t)r;
+  st = encode_value(e, item);
+  nx_sandbox_free_value(e->sb, item);
+  return st;
+}
 
 static nx_mp_status_t encode_array(nx_mp_encoder_t *e, nx_jsval_t v) {
   nx_sandbox_t *sb = e->sb;
@@ -475,41 +536,22 @@ static nx_mp_status_t encode_array(nx_mp_encoder_t *e, nx_jsval_t v) {
   nx_mp_status_t st = NX_MP_OK;
 
   if (slot == 0) return NX_MP_GUEST;
+  /* An Array's length is an own data property: reading it runs nothing. */
   if ((int32_t)Q(JS_GetLength)(&sb->inst, sb->ctx, v, slot) < 0 ||
       nx_guest_read_u64(&sb->inst, slot, &len) != 0) {
     nx_sandbox_slot_pop(sb, 1);
     return NX_MP_GUEST;
   }
   nx_sandbox_slot_pop(sb, 1);
-  if (len > UINT32_MAX) return uncrossable(e, "is an array too long to encode");
-  msgpack_pack_array(e->pk, (size_t)len);
+  if (len >= ATOM_MAX_INT) return uncrossable(e, "is an array too long to encode");
+  msgpack_pack_array(&e->pk, (size_t)len);
   for (i = 0; i < len && st == NX_MP_OK; i++) {
-    nx_jsval_t item = Q(JS_GetPropertyUint32)(&sb->inst, sb->ctx, v, (uint32_t)i);
     uint32_t mark = nx_path_index(&e->path, i);
-    st = nx_jsval_tag(item) == NX_TAG_EXCEPTION ? NX_MP_GUEST : encode_value(e, item);
-    nx_sandbox_free_value(sb, item);
+    /* Holes read as undefined, never through Array.prototype. */
+    st = encode_own(e, v, ATOM_TAG_INT | (uint32_t)i);
     if (st == NX_MP_OK) nx_path_pop(&e->path, mark);
   }
   return st;
-}
-
-static nx_mp_status_t encode_error_object(nx_mp_encoder_t *e, nx_jsval_t v) {
-  static const char *const fields[2] = {"name", "message"};
-  nx_sandbox_t *sb = e->sb;
-  int i;
-  /* Errors cross as { name, message }: documented, not silent. */
-  msgpack_pack_map(e->pk, 2);
-  for (i = 0; i < 2; i++) {
-    uint32_t key = nx_sandbox_put(sb, fields[i], strlen(fields[i]));
-    nx_jsval_t f = key ? Q(JS_GetPropertyStr)(&sb->inst, sb->ctx, v, key) : NX_EXCEPTION;
-    nx_mp_status_t st;
-    if (nx_jsval_tag(f) == NX_TAG_EXCEPTION) return NX_MP_GUEST;
-    msgpack_pack_str_with_body(e->pk, fields[i], strlen(fields[i]));
-    st = nx_mp_pack_guest_string(sb, e->pk, f);
-    nx_sandbox_free_value(sb, f);
-    if (st != NX_MP_OK) return st;
-  }
-  return NX_MP_OK;
 }
 
 static nx_mp_status_t encode_object_props(nx_mp_encoder_t *e, nx_jsval_t v) {
@@ -527,33 +569,55 @@ static nx_mp_status_t encode_object_props(nx_mp_encoder_t *e, nx_jsval_t v) {
     nx_sandbox_slot_pop(sb, 2);
     return NX_MP_GUEST;
   }
-  msgpack_pack_map(e->pk, len);
+  /* The table stays put in guest memory until freed (no guest code runs
+   * meanwhile), so the slots can go before recursing: nesting then costs
+   * no scratch slots at all. */
+  nx_sandbox_slot_pop(sb, 2);
+  msgpack_pack_map(&e->pk, len);
   for (i = 0; i < len && st == NX_MP_OK; i++) {
-    uint32_t atom = 0, kptr, klen = 0, mark;
+    uint32_t atom = 0, kptr, klen = 0, mark, lenslot;
     uint8_t *kbytes;
-    nx_jsval_t item;
 
     /* JSPropertyEnum is { bool is_enumerable; JSAtom atom; } on wasm32. */
     nx_guest_read_u32(in, tab + i * 8 + 4, &atom);
-    kptr = Q(JS_AtomToCStringLen)(in, sb->ctx, slots + 8, atom);
-    if (kptr == 0 || nx_guest_read_u32(in, slots + 8, &klen) != 0 ||
+    lenslot = nx_sandbox_slot_push(sb, 1);
+    kptr = lenslot ? Q(JS_AtomToCStringLen)(in, sb->ctx, lenslot, atom) : 0;
+    if (kptr == 0 || nx_guest_read_u32(in, lenslot, &klen) != 0 ||
         (kbytes = nx_guest_bytes(in, kptr, klen)) == NULL) {
       if (kptr) Q(JS_FreeCString)(in, sb->ctx, kptr);
+      if (lenslot) nx_sandbox_slot_pop(sb, 1);
       st = NX_MP_GUEST;
       break;
     }
-    msgpack_pack_str(e->pk, klen);
-    pack_utf8_body(e->pk, kbytes, klen);
+    nx_sandbox_slot_pop(sb, 1);
+    msgpack_pack_str(&e->pk, klen);
+    pack_utf8_body(&e->pk, kbytes, klen);
     mark = nx_path_key(&e->path, (const char *)kbytes, klen);
     Q(JS_FreeCString)(in, sb->ctx, kptr);
-    item = Q(JS_GetProperty)(in, sb->ctx, v, atom);
-    st = nx_jsval_tag(item) == NX_TAG_EXCEPTION ? NX_MP_GUEST : encode_value(e, item);
-    nx_sandbox_free_value(sb, item);
+    st = encode_own(e, v, atom);
     if (st == NX_MP_OK) nx_path_pop(&e->path, mark);
   }
   Q(JS_FreePropertyEnum)(in, sb->ctx, tab, len);
-  nx_sandbox_slot_pop(sb, 2);
   return st;
+}
+
+/* A Date's time value through the bootstrap's own Date.prototype.getTime,
+ * captured before any handler ran: valueOf and Symbol.toPrimitive, which a
+ * handler may replace, are never consulted. */
+static nx_mp_status_t encode_date(nx_mp_encoder_t *e, nx_jsval_t v) {
+  nx_sandbox_t *sb = e->sb;
+  nx_wasm_instance_t *in = &sb->inst;
+  nx_jsval_t t = Q(JS_Call)(in, sb->ctx, sb->date_time, v, 0, 0);
+  double ms;
+  switch (nx_jsval_tag(t)) {
+    case NX_TAG_INT: ms = nx_jsval_int(t); break;
+    case NX_TAG_FLOAT64: ms = nx_jsval_float64(t); break;
+    case NX_TAG_EXCEPTION: return NX_MP_GUEST;
+    default: nx_sandbox_free_value(sb, t); return uncrossable(e, "is not a valid Date");
+  }
+  if (isnan(ms)) return uncrossable(e, "is an invalid Date");
+  pack_timestamp(&e->pk, ms);
+  return NX_MP_OK;
 }
 
 static nx_mp_status_t encode_object(nx_mp_encoder_t *e, nx_jsval_t v) {
@@ -567,6 +631,8 @@ static nx_mp_status_t encode_object(nx_mp_encoder_t *e, nx_jsval_t v) {
   for (i = 0; i < e->depth; i++)
     if (e->visiting[i] == id) return uncrossable(e, "is a circular reference");
   if (e->depth >= NX_MP_MAX_DEPTH) return uncrossable(e, "is nested too deeply (over 256 levels)");
+  /* Reading a Proxy runs its traps; an Error's name is inherited. */
+  if (Q(JS_IsProxy)(in, v) || Q(JS_IsError)(in, v)) return NX_MP_IMPURE;
 
   if (Q(JS_IsArray)(in, v)) {
     e->visiting[e->depth++] = id;
@@ -574,22 +640,7 @@ static nx_mp_status_t encode_object(nx_mp_encoder_t *e, nx_jsval_t v) {
     e->depth--;
     return st;
   }
-  if (Q(JS_IsDate)(in, v)) {
-    uint32_t slot = nx_sandbox_slot_push(sb, 1);
-    uint64_t bits;
-    double ms;
-    if (slot == 0) return NX_MP_GUEST;
-    if ((int32_t)Q(JS_ToFloat64)(in, sb->ctx, slot, v) < 0 ||
-        nx_guest_read_u64(in, slot, &bits) != 0) {
-      nx_sandbox_slot_pop(sb, 1);
-      return NX_MP_GUEST;
-    }
-    nx_sandbox_slot_pop(sb, 1);
-    memcpy(&ms, &bits, 8);
-    if (isnan(ms)) return uncrossable(e, "is an invalid Date");
-    pack_timestamp(e->pk, ms);
-    return NX_MP_OK;
-  }
+  if (Q(JS_IsDate)(in, v)) return encode_date(e, v);
   ta = (int32_t)Q(JS_GetTypedArrayType)(in, v);
   if (ta >= 0) {
     uint32_t slots = nx_sandbox_slot_push(sb, 3), off = 0, len = 0;
@@ -625,33 +676,38 @@ static nx_mp_status_t encode_object(nx_mp_encoder_t *e, nx_jsval_t v) {
   if (Q(JS_IsDataView)(in, v)) return uncrossable(e, "is a DataView");
 
   e->visiting[e->depth++] = id;
-  st = Q(JS_IsError)(in, v) ? encode_error_object(e, v) : encode_object_props(e, v);
+  st = encode_object_props(e, v);
   e->depth--;
   return st;
 }
 
 static nx_mp_status_t encode_value(nx_mp_encoder_t *e, nx_jsval_t v) {
+  nx_mp_status_t st;
+  /* Every value writes at least one byte, so checking here bounds the walk
+   * by the budget, however often a shared reference repeats. */
+  if (e->out->refused) return refused(e);
   switch (nx_jsval_tag(v)) {
     case NX_TAG_INT:
-      msgpack_pack_int32(e->pk, nx_jsval_int(v));
+      msgpack_pack_int32(&e->pk, nx_jsval_int(v));
       return NX_MP_OK;
     case NX_TAG_BOOL:
-      if (nx_jsval_int(v)) msgpack_pack_true(e->pk);
-      else msgpack_pack_false(e->pk);
+      if (nx_jsval_int(v)) msgpack_pack_true(&e->pk);
+      else msgpack_pack_false(&e->pk);
       return NX_MP_OK;
     case NX_TAG_NULL:
-      msgpack_pack_nil(e->pk);
+      msgpack_pack_nil(&e->pk);
       return NX_MP_OK;
     case NX_TAG_UNDEFINED:
-      msgpack_pack_ext(e->pk, 1, EXT_UNDEFINED);
-      msgpack_pack_ext_body(e->pk, "\0", 1);
+      msgpack_pack_ext(&e->pk, 1, EXT_UNDEFINED);
+      msgpack_pack_ext_body(&e->pk, "\0", 1);
       return NX_MP_OK;
     case NX_TAG_FLOAT64:
-      pack_number(e->pk, nx_jsval_float64(v));
+      pack_number(&e->pk, nx_jsval_float64(v));
       return NX_MP_OK;
     case NX_TAG_STRING:
     case NX_TAG_STRING_ROPE:
-      return nx_mp_pack_guest_string(e->sb, e->pk, v);
+      st = nx_mp_pack_guest_string(e->sb, &e->pk, v);
+      return st == NX_MP_OK && e->out->refused ? refused(e) : st;
     case NX_TAG_SHORT_BIG_INT:
     case NX_TAG_BIG_INT:
       return encode_bigint(e, v);
@@ -665,7 +721,9 @@ static nx_mp_status_t encode_value(nx_mp_encoder_t *e, nx_jsval_t v) {
 }
 
 nx_mp_status_t nx_mp_encode(nx_mp_encoder_t *e, nx_jsval_t v) {
-  return encode_value(e, v);
+  nx_mp_status_t st = encode_value(e, v);
+  if (st == NX_MP_OK && e->out->refused) st = refused(e);
+  return st;
 }
 
 /* ---- equality ---------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #include <msgpack.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "sandbox.h"
 
 #define NX_MP_MAX_DEPTH 256
@@ -28,7 +29,11 @@ static inline void nx_path_pop(nx_path_t *p, uint32_t mark) {
 typedef enum {
   NX_MP_OK = 0,
   NX_MP_UNCROSSABLE = -1, /* the value cannot cross; message in err */
-  NX_MP_GUEST = -2,       /* the guest threw (OOM, interrupt, a getter) */
+  NX_MP_GUEST = -2,       /* the guest threw (out of memory, interrupted) */
+  NX_MP_IMPURE = -3,      /* reading it would run guest code (a Proxy, an
+                           * accessor, an Error): copy it in the guest first */
+  NX_MP_LIMIT = -4,       /* the output's budget ran out; err holds the path */
+  NX_MP_NOMEM = -5,       /* host memory ran out; err holds the path */
 } nx_mp_status_t;
 
 /* Checks that bytes are exactly one well-formed MessagePack value nested at
@@ -42,20 +47,23 @@ nx_mp_status_t nx_mp_decode(nx_sandbox_t *sb, const msgpack_object *o,
                             nx_jsval_t *out, nx_path_t *path, char *err,
                             size_t errlen);
 
+/* Encodes guest values without running guest code (see mpack.c). */
 typedef struct {
   nx_sandbox_t *sb;
-  msgpack_packer *pk;
+  nx_buf_t *out;
+  msgpack_packer pk; /* into out */
   nx_path_t path;
   uint32_t visiting[NX_MP_MAX_DEPTH]; /* objects on the current path */
   uint32_t depth;
   char err[320];
 } nx_mp_encoder_t;
 
-void nx_mp_encoder_init(nx_mp_encoder_t *e, nx_sandbox_t *sb,
-                        msgpack_packer *pk, const char *root);
+void nx_mp_encoder_init(nx_mp_encoder_t *e, nx_sandbox_t *sb, nx_buf_t *out,
+                        const char *root);
 nx_mp_status_t nx_mp_encode(nx_mp_encoder_t *e, nx_jsval_t v);
 
-/* Writes a guest string as UTF-8; lone surrogates become U+FFFD. */
+/* Writes a guest string primitive as UTF-8 (lone surrogates become U+FFFD);
+ * NX_MP_UNCROSSABLE for anything that is not a string. */
 nx_mp_status_t nx_mp_pack_guest_string(nx_sandbox_t *sb, msgpack_packer *pk,
                                        nx_jsval_t v);
 

@@ -37,7 +37,7 @@ uint64_t nx_now_ns(void) {
 u32 Z_envZ_host_interrupt(struct Z_env_instance_t *env) {
   nx_sandbox_t *sb = env->sb;
   sb->interrupts++;
-  if (sb->interrupted) return 1;
+  if (sb->interrupted || sb->stop) return 1;
   if (sb->cancel && *sb->cancel) {
     sb->interrupted = 1;
     return 1;
@@ -160,7 +160,10 @@ uint32_t nx_sandbox_put(nx_sandbox_t *sb, const void *bytes, size_t len) {
     uint32_t p;
     while (cap < len + 1) cap *= 2;
     p = Q(wasm_malloc)(&sb->inst, cap);
-    if (p == 0) return 0;
+    if (p == 0) {
+      Q(JS_ThrowOutOfMemory)(&sb->inst, sb->ctx);
+      return 0;
+    }
     if (sb->scratch) Q(wasm_free)(&sb->inst, sb->scratch);
     sb->scratch = p;
     sb->scratch_cap = cap;
@@ -174,7 +177,10 @@ uint32_t nx_sandbox_put(nx_sandbox_t *sb, const void *bytes, size_t len) {
 
 uint32_t nx_sandbox_slot_push(nx_sandbox_t *sb, uint32_t count) {
   uint32_t at = sb->slots_top;
-  if (count > NX_SLOT_COUNT - at) return 0;
+  if (count > NX_SLOT_COUNT - at) {
+    sb->fault = "the host's scratch slots ran out";
+    return 0;
+  }
   sb->slots_top += count;
   memset(sb->inst.w2c_memory.data + sb->slots + at * 8, 0, (size_t)count * 8);
   return sb->slots + at * 8;
@@ -233,7 +239,10 @@ void nx_sandbox_qjs_version(nx_sandbox_t *sb, char *out, size_t outlen) {
 static int sandbox_bootstrap(nx_sandbox_t *sb, char *err, size_t errlen) {
   nx_wasm_instance_t *in = &sb->inst;
   nx_jsval_t fn = NX_UNDEFINED, host = NX_UNDEFINED, api = NX_UNDEFINED;
-  uint32_t src, file, argv, name_run, name_err, name_settle;
+  static const char *const fields[] = {"run", "error", "settle", "copy", "describe", "dateTime"};
+  nx_jsval_t *const dest[] = {&sb->run, &sb->mkerr, &sb->settle, &sb->copy, &sb->describe,
+                              &sb->date_time};
+  uint32_t src, file, argv;
   int i, rc = -1;
 
   src = nx_sandbox_put(sb, nx_bootstrap_js, nx_bootstrap_js_len);
@@ -269,15 +278,18 @@ static int sandbox_bootstrap(nx_sandbox_t *sb, char *err, size_t errlen) {
     snprintf(err, errlen, "bootstrap failed to initialise");
     goto done;
   }
-  name_run = nx_sandbox_put(sb, "run", 3);
-  sb->run = name_run ? Q(JS_GetPropertyStr)(in, sb->ctx, api, name_run) : NX_EXCEPTION;
-  name_err = nx_sandbox_put(sb, "error", 5);
-  sb->mkerr = name_err ? Q(JS_GetPropertyStr)(in, sb->ctx, api, name_err) : NX_EXCEPTION;
-  name_settle = nx_sandbox_put(sb, "settle", 6);
-  sb->settle = name_settle ? Q(JS_GetPropertyStr)(in, sb->ctx, api, name_settle) : NX_EXCEPTION;
-  if (nx_jsval_tag(sb->run) != NX_TAG_OBJECT || nx_jsval_tag(sb->mkerr) != NX_TAG_OBJECT ||
-      nx_jsval_tag(sb->settle) != NX_TAG_OBJECT) {
-    snprintf(err, errlen, "bootstrap did not provide run(), error() and settle()");
+  for (i = 0; i < (int)(sizeof fields / sizeof fields[0]); i++) {
+    uint32_t name = nx_sandbox_put(sb, fields[i], strlen(fields[i]));
+    *dest[i] = name ? Q(JS_GetPropertyStr)(in, sb->ctx, api, name) : NX_EXCEPTION;
+    if (nx_jsval_tag(*dest[i]) != NX_TAG_OBJECT) {
+      snprintf(err, errlen, "bootstrap did not provide %s()", fields[i]);
+      goto done;
+    }
+  }
+  /* The encoder names array elements by quickjs-ng's tagged-int atoms
+   * (mpack.c); a build that numbers them differently must fail here. */
+  if (Q(JS_NewAtomUInt32)(in, sb->ctx, 7) != (1u << 31 | 7u)) {
+    snprintf(err, errlen, "unexpected atom encoding in this QuickJS build");
     goto done;
   }
   rc = 0;
@@ -326,9 +338,8 @@ static nx_sandbox_t *create(const nx_config_t *cfg, int init, char *err, size_t 
   pthread_once(&module_once, module_init);
   sb->env.sb = sb;
   sb->wasi.sb = sb;
-  sb->run = NX_UNDEFINED;
-  sb->mkerr = NX_UNDEFINED;
-  sb->settle = NX_UNDEFINED;
+  sb->run = sb->mkerr = sb->settle = NX_UNDEFINED;
+  sb->copy = sb->describe = sb->date_time = NX_UNDEFINED;
   nx_wasm_set_next_memory_max(nx_config_memory_reserve(cfg));
 
   trap = NX_WASM_TRY(&guard);

@@ -30,6 +30,9 @@ struct nx_sandbox_s {
   nx_jsval_t run;      /* bootstrap's run(fn, args, scope, registry): owned reference */
   nx_jsval_t mkerr;    /* bootstrap's error(isType, message, code) */
   nx_jsval_t settle;   /* bootstrap's settle(call, ok, value) for $ext promises */
+  nx_jsval_t copy;     /* bootstrap's copy(value): plain data, getters run */
+  nx_jsval_t describe; /* bootstrap's describe(thrown, isError) -> [name, message, stack, string] */
+  nx_jsval_t date_time; /* Date.prototype.getTime as it was before any handler */
   uint32_t scratch;    /* guest buffer for bytes the host passes in */
   uint32_t scratch_cap;
   uint32_t slots;      /* guest out-parameter slots, used as a stack */
@@ -38,6 +41,8 @@ struct nx_sandbox_s {
   int interrupted;        /* the deadline fired during this execution */
   int killed;             /* the watchdog stopped it (set from another thread) */
   int broken;             /* trapped or hit a limit: reset before any reuse (destroyed if that fails) */
+  int stop;               /* the execution must end: every interrupt check says so */
+  const char *fault;      /* why a host helper failed without a guest exception */
   uint64_t interrupts;    /* interrupt-handler calls, for instructionCount */
   nx_exec_t *exec;        /* execution in progress, for host calls */
   const volatile int *cancel; /* set by the runtime to stop every handler */
@@ -52,11 +57,13 @@ nx_sandbox_t *nx_sandbox_new_bare(const nx_config_t *cfg, char *err, size_t errl
 void nx_sandbox_free(nx_sandbox_t *sb);
 
 /* Copies bytes into the sandbox's scratch buffer and returns their guest
- * address, or 0 when the guest is out of memory. The buffer is reused by
- * the next call: the guest must have copied the bytes by then. */
+ * address, or 0 with an out-of-memory exception pending in the guest. The
+ * buffer is reused by the next call: the guest must have copied the bytes
+ * by then. */
 uint32_t nx_sandbox_put(nx_sandbox_t *sb, const void *bytes, size_t len);
 
-/* Out-parameter slots in guest memory (8 bytes each), stack discipline. */
+/* Out-parameter slots in guest memory (8 bytes each), stack discipline.
+ * 0 when exhausted, with sb->fault saying so (no guest exception). */
 uint32_t nx_sandbox_slot_push(nx_sandbox_t *sb, uint32_t count);
 void nx_sandbox_slot_pop(nx_sandbox_t *sb, uint32_t count);
 

@@ -144,6 +144,9 @@ static void restore_fields(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
   sb->run = t->run;
   sb->mkerr = t->mkerr;
   sb->settle = t->settle;
+  sb->copy = t->copy;
+  sb->describe = t->describe;
+  sb->date_time = t->date_time;
   sb->scratch = t->scratch;
   sb->scratch_cap = t->scratch_cap;
   sb->slots = t->slots;
@@ -153,6 +156,8 @@ static void restore_fields(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
   sb->interrupted = 0;
   sb->killed = 0;
   sb->broken = 0;
+  sb->stop = 0;
+  sb->fault = NULL;
 }
 
 nx_sandbox_t *nx_snap_instantiate(const nx_snapshot_t *snap, const nx_config_t *cfg,

@@ -21,12 +21,15 @@ function parts(bc) {
   return { buf, e, head: buf.subarray(0, FIXED + e), body: Buffer.from(buf.subarray(FIXED + e)) };
 }
 
-// A buffer whose header is valid for `body`: digest and length recomputed.
+// The format-2 checksum: SHA-256 of every byte but the checksum field.
+const checksum = (b) => sha256(Buffer.concat([b.subarray(0, 40), b.subarray(72)]));
+
+// A buffer whose header is valid for `body`: length and checksum recomputed.
 function reseal(bc, body) {
   const { head } = parts(bc);
   const out = Buffer.concat([head, body]);
-  sha256(body).copy(out, 40);
   out.writeUInt32LE(body.length, 72);
+  checksum(out).copy(out, 40);
   return out;
 }
 
@@ -127,10 +130,10 @@ test('header: magic, version, engine tag, digests and length', async () => {
   const bc = await rt.precompileHandler(code);
   const { buf, e, body } = parts(bc);
   assert.equal(buf.subarray(0, 4).toString('latin1'), 'NXHB');
-  assert.equal(buf.readUInt16LE(4), 1);
+  assert.equal(buf.readUInt16LE(4), 2);
   assert.match(buf.subarray(FIXED, FIXED + e).toString('utf8'), /^quickjs-wasi \S+; quickjs-ng \S+; bootstrap \S+$/);
   assert.deepEqual(buf.subarray(8, 40), sha256(Buffer.from(code, 'utf8')));
-  assert.deepEqual(buf.subarray(40, 72), sha256(body));
+  assert.deepEqual(buf.subarray(40, 72), checksum(buf));
   assert.equal(buf.readUInt32LE(72), body.length);
   assert.equal(buf.length, FIXED + e + body.length);
   // deterministic: the same source gives the same buffer
@@ -175,7 +178,8 @@ test('every header rejection, with its message', async () => {
     [Buffer.from('{"not":"bytecode"}'), 'bad magic: not a precompiled nexus-wasm-bridge handler'],
     [buf.subarray(0, 4), 'truncated: the buffer ends inside the header'],
     [buf.subarray(0, FIXED - 1), 'truncated: the buffer ends inside the header'],
-    [mod((b) => b.writeUInt16LE(2, 4)), 'unsupported format version'],
+    [mod((b) => b.writeUInt16LE(1, 4)), 'unsupported format version'],
+    [mod((b) => b.writeUInt16LE(3, 4)), 'unsupported format version'],
     [mod((b) => b.writeUInt16LE(0, 4)), 'unsupported format version'],
     [buf.subarray(0, FIXED + e - 1), 'truncated: the buffer ends inside the engine version'],
     [buf.subarray(0, FIXED), 'truncated: the buffer ends inside the engine version'],
@@ -197,17 +201,17 @@ test('every header rejection, with its message', async () => {
     [mod((b) => b.writeUInt32LE(0xffffffff, 72)), 'truncated: the bytecode is shorter than the header says'],
     [Buffer.concat([buf, Buffer.from([0])]), 'altered: bytes after the end of the bytecode'],
     [mod((b) => b.writeUInt32LE(body.length - 1, 72)), 'altered: bytes after the end of the bytecode'],
-    [mod((b) => { b[b.length - 3] ^= 0x20 }), 'altered: the bytecode does not match its checksum'],
-    [mod((b) => { b[45] ^= 0x01 }), 'altered: the bytecode does not match its checksum'],
+    [mod((b) => { b[b.length - 3] ^= 0x20 }), 'altered: the buffer does not match its checksum'],
+    [mod((b) => { b[45] ^= 0x01 }), 'altered: the buffer does not match its checksum'],
+    // the source digest is covered by the checksum too
+    [mod((b) => { b[10] ^= 0xff }), 'altered: the buffer does not match its checksum'],
+    [mod((b) => { b[39] ^= 0x01 }), 'altered: the buffer does not match its checksum'],
   ];
   const before = rt.getStats().errorsByCode.INVALID_HANDLER || 0;
   for (const [bytes, message] of cases) {
     assertInvalid(await rt.executeCompiledHandler(bytes, context()), message);
   }
   assert.equal(rt.getStats().errorsByCode.INVALID_HANDLER, before + cases.length);
-  // the source digest is informational: a changed one still runs
-  const r = await rt.executeCompiledHandler(mod((b) => { b[10] ^= 0xff }), context());
-  assert.equal(r.returnValue, 1);
   await stillServes();
 });
 

@@ -93,20 +93,25 @@ test('deeply nested return values are refused, not overflowed', async () => {
   assert.match(r.error.message, /nested too deeply/);
 });
 
-test('output volume is bounded', async () => {
-  const r = await run("const s = 'x'.repeat(1 << 20); for (;;) $emit('big', s)", 5000, {
+test('output volume is bounded by config.maxResultBytes, and the handler cannot catch it', async () => {
+  const r = await run("const s = 'x'.repeat(1 << 20); for (;;) { try { $emit('big', s) } catch (e) {} }", 5000, {
     capabilities: ['events:emit:*'],
   });
   assert.equal(r.error.code, 'RESOURCE_LIMIT');
-  assert.match(r.error.message, /^Output limit exceeded/);
+  assert.equal(r.error.message,
+    'Result too large: config.maxResultBytes (8388608 bytes) was reached while encoding events[7].payload');
+  assert.deepEqual(r.events, []);
   await stillServes();
 });
 
-test('log volume is bounded without failing the handler', async () => {
+test('log volume counts against config.maxResultBytes; the logs written so far are kept', async () => {
   const r = await run("const s = 'y'.repeat(1 << 20); for (let i = 0; i < 40; i++) $log(s); return 'done'", 5000);
-  assert.equal(r.status, 'success');
-  assert.equal(r.logs.at(-1).message, 'log output truncated: output limit reached');
-  assert.ok(r.logs.length < 40);
+  assert.equal(r.error.code, 'RESOURCE_LIMIT');
+  assert.equal(r.error.message,
+    'Result too large: config.maxResultBytes (8388608 bytes) was reached while encoding logs[7]');
+  assert.equal(r.logs.length, 7);
+  assert.equal(r.logs[6].message.length, 1 << 20);
+  await stillServes();
 });
 
 test('a wasm trap (call-depth exhaustion on a small worker stack) resets the sandbox to the pristine image; the runtime carries on', async () => {
