@@ -46,6 +46,17 @@ export interface RuntimeConfig {
   maxCacheBytes?: number;
   /** Bound of the on-disk compile cache in `cacheDir`, bytes, 0–2^50 (oldest files go first). Default: 0, unbounded. */
   maxDiskCacheBytes?: number;
+  /**
+   * Encoded result of one segment at most, bytes, 64 KiB–1 GiB: return value, state mutations, events,
+   * view commands, logs and pending-call arguments, checked while they are encoded. Default: 8 MiB.
+   * Past it the execution ends with `RESOURCE_LIMIT` (the handler cannot catch it).
+   */
+  maxResultBytes?: number;
+  /**
+   * Host calls (`$state` reads and writes, `$emit`, `$view`, `$log`, `$ext`) one execution may make,
+   * all its segments together, 1–10^8. Default: 10 000. Past it the execution ends with `RESOURCE_LIMIT`.
+   */
+  maxHostCalls?: number;
   /** Accepted for compatibility with the seed; the engine build fixes the wasm features. */
   enableSIMD?: boolean;
   enableBulkMemory?: boolean;

@@ -15,6 +15,8 @@ test('config: defaults', async () => {
   assert.equal(c.memoryLimitBytes, 32 * 1024 * 1024);
   assert.equal(c.stackSizeBytes, 8 * 1024 * 1024);
   assert.equal(c.defaultTimeoutMs, 5000);
+  assert.equal(c.maxResultBytes, 8 * 1024 * 1024);
+  assert.equal(c.maxHostCalls, 10000);
   assert.equal(c.enableAOT, true);
   assert.equal(c.quickjsModulePath, require.resolve('quickjs-wasi/quickjs.wasm'));
   assert.equal(rt.getStats().workers, c.workers);
@@ -36,6 +38,11 @@ test('config: every field is validated', () => {
     [{ stackSizeBytes: 4096 }, RangeError, /config\.stackSizeBytes/],
     [{ defaultTimeoutMs: 0 }, RangeError, /config\.defaultTimeoutMs/],
     [{ defaultTimeoutMs: NaN }, RangeError, /config\.defaultTimeoutMs/],
+    [{ maxResultBytes: 65535 }, RangeError, 'config.maxResultBytes must be an integer in [65536, 1073741824], got 65535'],
+    [{ maxResultBytes: 2 ** 30 + 1 }, RangeError, /config\.maxResultBytes/],
+    [{ maxResultBytes: '1' }, TypeError, 'config.maxResultBytes must be a number'],
+    [{ maxHostCalls: 0 }, RangeError, 'config.maxHostCalls must be an integer in [1, 100000000], got 0'],
+    [{ maxHostCalls: 1e8 + 1 }, RangeError, /config\.maxHostCalls/],
     [{ enableSIMD: 'yes' }, TypeError, 'config.enableSIMD must be a boolean'],
     [{ enableAOT: 1 }, TypeError, 'config.enableAOT must be a boolean'],
     [{ cacheDir: 3 }, TypeError, 'config.cacheDir must be a non-empty string'],
