@@ -191,7 +191,9 @@ static void failure_from_value(nx_exec_t *ex, nx_jsval_t reason, nx_error_code_t
     return;
   }
   if (nx_jsval_tag(reason) == NX_TAG_UNINITIALIZED) { /* nothing was thrown */
-    fail_with(ex, NX_E_INTERNAL_ERROR,
+    /* Crafted bytecode can make the reader fail that way: still the
+     * caller's code (INVALID_HANDLER), not ours. */
+    fail_with(ex, fallback == NX_E_EXECUTION_ERROR ? NX_E_INTERNAL_ERROR : fallback,
               sb->fault ? sb->fault : "the engine failed without an exception");
     return;
   }
@@ -529,14 +531,44 @@ static void pack_snippet(msgpack_packer *pk, const nx_exec_t *ex, uint32_t line,
   msgpack_pack_str_with_body(pk, buf, i);
 }
 
+/* Writes at most `room` bytes of s (cut at a UTF-8 boundary, marked with
+ * an ellipsis) and returns what it used. */
+static size_t pack_str_within(msgpack_packer *pk, const char *s, size_t room) {
+  static const char more[] = "\xE2\x80\xA6"; /* U+2026 */
+  size_t len = strlen(s), cut;
+  if (len <= room) {
+    msgpack_pack_str_with_body(pk, s, len);
+    return len;
+  }
+  cut = room > sizeof more - 1 ? room - (sizeof more - 1) : 0;
+  while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
+  msgpack_pack_str(pk, cut + sizeof more - 1);
+  msgpack_pack_str_body(pk, s, cut);
+  msgpack_pack_str_body(pk, more, sizeof more - 1);
+  return cut + sizeof more - 1;
+}
+
+/* Bytes an error result may spend on its message and stack: the budget
+ * less the logs it keeps and the fixed fields, and never more than
+ * NX_ERROR_TEXT_MAX each, so a thrown megabyte string cannot make the
+ * result outgrow config.maxResultBytes. */
+#define NX_ERROR_TEXT_MAX (64u << 10)
+#define NX_ERROR_FIXED 1024u
+
 static void pack_error(msgpack_packer *pk, const nx_failure_t *f, const nx_exec_t *ex) {
+  uint64_t room = NX_ERROR_TEXT_MAX;
+  if (ex) {
+    uint64_t limit = ex->budget.limit, used = ex->logs.buf.size + NX_ERROR_FIXED;
+    room = limit > used ? limit - used : 0;
+    if (room > NX_ERROR_TEXT_MAX) room = NX_ERROR_TEXT_MAX;
+  }
   msgpack_pack_map(pk, 5);
   pack_str(pk, "code");
   pack_str(pk, nx_error_name(f->code));
   pack_str(pk, "message");
-  pack_str(pk, f->message ? f->message : nx_error_name(f->code));
+  room -= pack_str_within(pk, f->message ? f->message : nx_error_name(f->code), room);
   pack_str(pk, "stack");
-  if (f->stack) pack_str(pk, f->stack);
+  if (f->stack) pack_str_within(pk, f->stack, room);
   else msgpack_pack_nil(pk);
   pack_str(pk, "location");
   if (f->line) {
@@ -1198,6 +1230,12 @@ static void segment_begin(nx_exec_t *ex) {
   ex->budget.used = 0;
   for (i = 0; i < ex->ncalls; i++)
     if (!ex->calls[i].answered) ex->budget.used += ex->calls[i].charge;
+  /* The oldest pending call is listed twice (`suspension` too). */
+  for (i = 0; i < ex->ncalls; i++)
+    if (!ex->calls[i].answered) {
+      ex->budget.used += ex->calls[i].charge;
+      break;
+    }
   memset(&ex->fail, 0, sizeof ex->fail);
   ex->phase = NX_PHASE_RUN;
   memset(ex->hostcalls, 0, sizeof ex->hostcalls);

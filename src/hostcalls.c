@@ -595,6 +595,7 @@ static uint32_t call_ext(nx_sandbox_t *sb, nx_jsval_t *a) {
   nx_exec_t *ex = sb->exec;
   char nbuf[KEY_STACK], mbuf[KEY_STACK], *name, *method, root[300];
   size_t nlen = 0, mlen = 0, got = 0;
+  uint64_t entry, need;
   nx_buf_t args;
   nx_ext_call_t *c;
   uint32_t box = 0;
@@ -633,6 +634,14 @@ static uint32_t call_ext(nx_sandbox_t *sb, nx_jsval_t *a) {
     if (r == 0) box = nx_sandbox_box(sb, NX_INT(-1));
     goto done;
   }
+  /* The entry, twice if this is the oldest pending call (`suspension`
+   * repeats it); the arguments are already charged. */
+  entry = CALL_OVERHEAD + nlen + mlen + args.size;
+  need = ex->nanswered == ex->ncalls ? 2 * entry : entry;
+  if (need - args.size > ex->budget.limit - ex->budget.used) {
+    nx_host_result_limit(sb, root);
+    goto done;
+  }
   if (count_ext(ex, name, nlen, method, mlen) != 0) goto oom;
   if (ex->ncalls == ex->calls_cap) {
     uint32_t cap = ex->calls_cap ? ex->calls_cap * 2 : 4;
@@ -655,9 +664,9 @@ static uint32_t call_ext(nx_sandbox_t *sb, nx_jsval_t *a) {
     nx_mem_free(&ex->mem, c->method);
     goto oom;
   }
-  c->charge = CALL_OVERHEAD + nlen + mlen + args.size;
+  c->charge = entry;
   c->args = (uint8_t *)nx_buf_take(&args, &c->args_len); /* the call owns the bytes */
-  ex->budget.used += c->charge;
+  ex->budget.used += need;
   box = nx_sandbox_box(sb, NX_INT(ex->ncalls));
   ex->ncalls++;
   if (box == 0) Q(JS_ThrowOutOfMemory)(&sb->inst, sb->ctx);

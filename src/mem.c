@@ -81,7 +81,7 @@ void nx_mem_free(nx_mem_t *m, void *p) {
 char *nx_mem_strndup(nx_mem_t *m, const char *s, size_t n) {
   char *d = nx_mem_alloc(m, n + 1);
   if (d) {
-    memcpy(d, s, n);
+    if (n) memcpy(d, s, n);
     d[n] = 0;
   }
   return d;

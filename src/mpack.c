@@ -35,7 +35,7 @@ uint32_t nx_path_key(nx_path_t *p, const char *key, size_t len) {
   if (room > 1) {
     size_t n = len < room - 1 ? len : room - 1;
     p->buf[p->len++] = '.';
-    memcpy(p->buf + p->len, key, n);
+    if (n) memcpy(p->buf + p->len, key, n); /* msgpack-c gives "" a NULL pointer */
     p->len += (uint32_t)n;
     p->buf[p->len] = 0;
   }
@@ -110,9 +110,11 @@ int nx_mp_validate(const uint8_t *buf, size_t len, uint32_t max_depth) {
     }
     if (skip > len - at) return -1;
     at += (size_t)skip;
+    /* An empty container is a level too: msgpack-c counts it. */
+    if (container && depth + 1 > max_depth) return -1;
     if (container && items > 0) {
       /* Every item takes at least one byte. */
-      if (items > len - at || depth + 1 > max_depth) return -1;
+      if (items > len - at) return -1;
       pending[++depth] = items;
     }
   }

@@ -189,3 +189,10 @@ test('guest values nest up to 256 levels on the way out', async () => {
   for (let x = r.returnValue; Array.isArray(x); x = x[0]) d++;
   assert.equal(d, 200);
 });
+
+test('an empty-string key crosses both ways (msgpack-c gives it a NULL pointer; found by fuzz_mpack)', async () => {
+  assert.deepEqual(await echo({ '': 1, a: { '': [2] } }), { '': 1, a: { '': [2] } });
+  const r = await run("$state[''] = $state[''] + 1; return Object.keys($state)", { stateSnapshot: { '': 41 } });
+  assert.deepEqual(r.returnValue, ['']);
+  assert.deepEqual(r.stateMutations, [{ key: '', operation: 'set', value: 42 }]);
+});

@@ -184,6 +184,40 @@ const CASES = [
     },
   },
   {
+    name: 'an error result stays within the budget: a thrown megabyte string is cut, with an ellipsis',
+    code: "throw 'x'.repeat(1000000)",
+    config: { workers: 1, maxResultBytes: 65536 },
+    expect: (r) => {
+      assert.equal(r.error.code, 'EXECUTION_ERROR');
+      assert.ok(r.error.message.length < 65536, `${r.error.message.length}`);
+      assert.match(r.error.message, /^Uncaught x+…$/);
+    },
+  },
+  {
+    name: 'the logs an error result keeps and its message share the budget',
+    code: "$log('y'.repeat(60000)); throw new Error('z'.repeat(100000))",
+    config: { workers: 1, maxResultBytes: 65536 },
+    expect: (r) => {
+      assert.equal(r.logs, 1);
+      assert.ok(r.error.message.length < 65536 - 60000, `${r.error.message.length}`);
+      assert.match(r.error.message, /^Error: z+…$/);
+    },
+  },
+  {
+    name: 'the oldest pending call is charged twice (a suspended result lists it as suspension too)',
+    code: "await $ext.svc.call(new Uint8Array(40000))",
+    over: EXT,
+    config: { workers: 1, maxResultBytes: 65536 },
+    expect: (r) => assert.deepEqual(r.error, LIMIT('$ext.svc.call() arguments', 65536)),
+  },
+  {
+    name: 'a pending call that fits twice suspends',
+    code: "await $ext.svc.call(new Uint8Array(30000))",
+    over: EXT,
+    config: { workers: 1, maxResultBytes: 65536 },
+    expect: (r) => assert.equal(r.status, 'suspended'),
+  },
+  {
     name: 'a suspension whose payload getter threw is still a readable suspension (the host learns its id)',
     code: "try { $emit('e', { get a() { throw new Error('x') } }) } catch (e) {} await $ext.svc.call(1)",
     over: EXT,

@@ -1,0 +1,159 @@
+/* libFuzzer harness: MessagePack from the host into guest values and back
+ * (src/mpack.c). The input is untrusted MessagePack, as a context or a
+ * resume payload would be:
+ *   1. nx_mp_validate() decides whether it may reach msgpack-c; what it
+ *      accepts must be well-formed (checked by an independent reader) and
+ *      readable by msgpack_unpack_next() to the last byte;
+ *   2. nx_mp_decode() turns the tree into a guest value and the strict
+ *      encoder turns that back into MessagePack, which must be well-formed,
+ *      within the validator's limits, and a fixed point: decoding and
+ *      encoding it again gives the same bytes.
+ * One sandbox from the snapshot serves every input; it is reset to the
+ * image after each, so no input sees another's heap and memory stays flat. */
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "config.h"
+#include "mem.h"
+#include "mpack.h"
+#include "runner.h"
+#include "snapshot.h"
+#include "wasm_rt/nx_wasm.h"
+
+#define MAX_DEPTH 32 /* what the engine validates contexts with */
+
+static nx_config_t cfg;
+static nx_snapshot_t *snap;
+static nx_sandbox_t *sb;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  char err[256];
+  (void)argc;
+  (void)argv;
+  nx_config_defaults(&cfg);
+  cfg.memory_limit = 16u << 20;
+  /* What a worker thread does first: guest calls count against this. */
+  nx_wasm_thread_set_depth_limit(nx_config_wasm_depth(&cfg));
+  snap = nx_snap_create(&cfg, err, sizeof err);
+  if (snap == NULL) fz_fail("nx_snap_create: %s", err);
+  sb = nx_snap_instantiate(snap, &cfg, err, sizeof err);
+  if (sb == NULL) fz_fail("nx_snap_instantiate: %s", err);
+  return 0;
+}
+
+/* How far a value got: decoded into the guest, then encoded back. */
+typedef struct {
+  nx_mp_status_t decoded, encoded;
+  char err[320];
+} trip_t;
+
+static void drop_exception(void) {
+  nx_sandbox_free_value(sb, Q(JS_GetException)(&sb->inst, sb->ctx));
+}
+
+/* Runs guest code: the caller holds the trap guard. */
+static void decode_encode(const msgpack_object *o, nx_buf_t *out, trip_t *t) {
+  nx_mp_encoder_t enc;
+  nx_path_t path;
+  nx_jsval_t v;
+
+  nx_path_set(&path, "value");
+  t->err[0] = 0;
+  t->encoded = NX_MP_OK;
+  t->decoded = nx_mp_decode(sb, o, &v, &path, t->err, sizeof t->err);
+  if (t->decoded != NX_MP_OK) {
+    if (t->decoded == NX_MP_GUEST) drop_exception();
+    return;
+  }
+  nx_mp_encoder_init(&enc, sb, out, "value");
+  t->encoded = nx_mp_encode(&enc, v);
+  if (t->encoded == NX_MP_GUEST) drop_exception();
+  if (t->encoded != NX_MP_OK) snprintf(t->err, sizeof t->err, "%s", enc.err);
+  nx_sandbox_free_value(sb, v);
+}
+
+/* Decoding and encoding plain data must never trap: there is no handler
+ * code here, only the host driving QuickJS's API. */
+static void round_trip(const msgpack_object *o, nx_buf_t *out, trip_t *t) {
+  nx_wasm_guard_t guard;
+  int trap = NX_WASM_TRY(&guard);
+  if (trap != 0) fz_fail("the sandbox trapped: %s", nx_wasm_trap_name(trap));
+  decode_encode(o, out, t);
+  nx_wasm_leave(&guard);
+}
+
+/* Which outcomes plain data may have; anything else is a bug. */
+static void check_trip(const trip_t *t) {
+  if (t->decoded == NX_MP_GUEST || t->encoded == NX_MP_GUEST) {
+    fz_note("guest threw", "the guest threw while decoding or encoding plain data: %s", t->err);
+    return;
+  }
+  if (t->decoded != NX_MP_OK && t->decoded != NX_MP_UNCROSSABLE)
+    fz_fail("nx_mp_decode returned %d: %s", (int)t->decoded, t->err);
+  /* A decoded value is plain data: nothing in it needs guest code (IMPURE),
+   * and its encoding is about as long as the input (LIMIT). */
+  if (t->encoded != NX_MP_OK && t->encoded != NX_MP_UNCROSSABLE)
+    fz_fail("nx_mp_encode of a decoded value returned %d: %s", (int)t->encoded, t->err);
+}
+
+static void unpack_all(msgpack_unpacked *msg, const char *bytes, size_t len, const char *what) {
+  size_t off = 0;
+  if (msgpack_unpack_next(msg, bytes, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
+    fz_fail("msgpack-c cannot read %s (%zu bytes) to its end", what, len);
+}
+
+/* The first encoding must decode and encode to exactly itself. */
+static void check_fixed_point(const nx_buf_t *first, nx_budget_t *budget, nx_mem_t *mem) {
+  msgpack_unpacked again;
+  nx_buf_t second;
+  trip_t t;
+
+  if (!fz_mp_wellformed((const uint8_t *)first->data, first->size))
+    fz_fail("the encoder wrote malformed MessagePack (%zu bytes)", first->size);
+  if (nx_mp_validate((const uint8_t *)first->data, first->size, MAX_DEPTH) != 0)
+    fz_fail("the encoder's output fails nx_mp_validate");
+  msgpack_unpacked_init(&again);
+  unpack_all(&again, first->data, first->size, "the encoder's output");
+  nx_buf_init(&second, mem, budget);
+  round_trip(&again.data, &second, &t);
+  if (t.decoded != NX_MP_OK || t.encoded != NX_MP_OK)
+    fz_fail("re-decoding the encoder's output failed (%d/%d): %s", (int)t.decoded,
+            (int)t.encoded, t.err);
+  if (second.size != first->size || memcmp(second.data, first->data, first->size) != 0)
+    fz_fail("encode(decode(x)) is not a fixed point: %zu then %zu bytes", first->size,
+            second.size);
+  msgpack_unpacked_destroy(&again);
+}
+
+static void fuzz_value(const msgpack_object *o, size_t input_len) {
+  nx_mem_t mem;
+  /* Generous: encoding plain data never grows it much (a lone byte of bad
+   * UTF-8 becomes the 3 bytes of U+FFFD). */
+  nx_budget_t budget = {0, (1u << 20) + 4 * (uint64_t)input_len};
+  nx_buf_t out;
+  trip_t t;
+
+  nx_mem_init(&mem);
+  nx_buf_init(&out, &mem, &budget);
+  round_trip(o, &out, &t);
+  check_trip(&t);
+  if (t.decoded == NX_MP_OK && t.encoded == NX_MP_OK) check_fixed_point(&out, &budget, &mem);
+  nx_mem_release(&mem);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  msgpack_unpacked msg;
+
+  if (nx_mp_validate(data, size, MAX_DEPTH) != 0) return 0;
+  if (!fz_mp_wellformed(data, size)) fz_fail("nx_mp_validate accepted malformed MessagePack");
+  msgpack_unpacked_init(&msg);
+  unpack_all(&msg, (const char *)data, size, "bytes nx_mp_validate accepted");
+  if (!nx_mp_equal(&msg.data, &msg.data)) fz_fail("nx_mp_equal(x, x) is false");
+  fuzz_value(&msg.data, size);
+  msgpack_unpacked_destroy(&msg);
+  if (nx_snap_reset(snap, sb) != 0) fz_fail("nx_snap_reset failed");
+  return 0;
+}
