@@ -60,6 +60,8 @@ CASES.forEach(([name, runs], i) => {
   test(`${name}: ${runs} runs grow RSS by less than ${BOUND_MIB} MiB, and shutdown gives it back`, (t) => {
     const r = results[i];
     assert.equal(r.crashed, undefined, r.crashed);
+    // The child still ran every case under ASan (a report aborts it: `crashed` above).
+    if (process.env.NEXUS_ASAN) return t.skip('RSS bound not checked under ASan: RSS there holds its quarantine of freed blocks and the shadow pages of every address a large block ever used, not live memory');
     const { start, before, after, end, codes } = r.result;
     const mib = (b) => (b / 1048576).toFixed(1);
     const growth = after - before;
