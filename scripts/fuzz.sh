@@ -26,7 +26,8 @@ san="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined 
 
 # The generated engine and bootstrap header come from the addon build.
 if [ ! -f "$gen/qjs_wasm.c" ] || [ ! -f "$gen/qjs_wasm.h" ] || [ ! -f "$gen/bootstrap_js.h" ] ||
-   [ src/bootstrap.js -nt "$gen/bootstrap_js.h" ]; then
+   [ ! -f "$gen/contract.h" ] || [ src/bootstrap.js -nt "$gen/bootstrap_js.h" ] ||
+   [ src/contract.js -nt "$gen/contract.h" ]; then
   echo "fuzz: generated sources missing or stale: running scripts/build.sh"
   sh scripts/build.sh
 fi

@@ -69,6 +69,10 @@ nx_blob_t *nx_cache_get(nx_cache_t *c, const uint8_t key[32], nx_cache_where_t *
  * failure. */
 nx_blob_t *nx_cache_put(nx_cache_t *c, const uint8_t key[32], const uint8_t *data, size_t len);
 
+/* A blob of len bytes (to be filled through nx_blob_bytes) holding one
+ * reference; NULL when memory ran out. */
+nx_blob_t *nx_blob_new(size_t len);
+uint8_t *nx_blob_bytes(nx_blob_t *b);
 /* Both thread-safe; NULL ok. */
 nx_blob_t *nx_blob_retain(nx_blob_t *b);
 void nx_blob_release(nx_blob_t *b);

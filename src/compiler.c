@@ -15,6 +15,7 @@
 
 #include "sandbox.h"
 #include "sha256.h"
+#include "util.h"
 
 #define MAGIC "NXHB"
 #define FIXED 76u
@@ -34,19 +35,6 @@ void nx_compiler_key(const char *engine, const char *code, size_t code_len, uint
   nx_sha256_final(&s, key);
 }
 
-static void put16(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)v;
-  p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v) {
-  put16(p, v);
-  put16(p + 2, v >> 16);
-}
-
-static uint32_t get16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
-static uint32_t get32(const uint8_t *p) { return get16(p) | get16(p + 2) << 16; }
-
 /* SHA-256 over the whole buffer except the checksum field itself. */
 static void checksum(const uint8_t *buf, size_t len, uint8_t out[32]) {
   nx_sha256_t s;
@@ -64,10 +52,10 @@ int nx_compiler_pack(nx_mem_t *mem, const char *engine, const char *code, size_t
   buf = nx_mem_alloc(mem, FIXED + elen + bc_len);
   if (buf == NULL) return -1;
   memcpy(buf, MAGIC, 4);
-  put16(buf + 4, NX_COMPILER_FORMAT);
-  put16(buf + 6, (uint32_t)elen);
+  nx_util_le16_put(buf + 4, NX_COMPILER_FORMAT);
+  nx_util_le16_put(buf + 6, (uint32_t)elen);
   nx_sha256(code, code_len, buf + 8);
-  put32(buf + 72, (uint32_t)bc_len);
+  nx_util_le32_put(buf + 72, (uint32_t)bc_len);
   memcpy(buf + FIXED, engine, elen);
   memcpy(buf + FIXED + elen, bc, bc_len);
   checksum(buf, FIXED + elen + bc_len, buf + SUM_AT);
@@ -83,9 +71,9 @@ const char *nx_compiler_unpack(const char *engine, const uint8_t *buf, size_t le
   if (len < 4 || memcmp(buf, MAGIC, 4) != 0)
     return "bad magic: not a precompiled nexus-wasm-bridge handler";
   if (len < FIXED) return "truncated: the buffer ends inside the header";
-  if (get16(buf + 4) != NX_COMPILER_FORMAT) return "unsupported format version";
-  elen = get16(buf + 6);
-  blen = get32(buf + 72);
+  if (nx_util_le16_get(buf + 4) != NX_COMPILER_FORMAT) return "unsupported format version";
+  elen = nx_util_le16_get(buf + 6);
+  blen = nx_util_le32_get(buf + 72);
   if (len < FIXED + elen) return "truncated: the buffer ends inside the engine version";
   if (elen != strlen(engine) || memcmp(buf + FIXED, engine, elen) != 0)
     return "engine mismatch: compiled for another engine or bootstrap version";

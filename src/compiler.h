@@ -11,7 +11,6 @@
 #include "mem.h"
 
 #define NX_COMPILER_FORMAT 2
-#define NX_ENGINE_TAG_MAX 200
 
 /* "quickjs-wasi 3.6.2; quickjs-ng 0.10.1; bootstrap 1a2b...": bytecode
  * from one engine build means nothing to another. */

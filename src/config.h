@@ -1,27 +1,22 @@
-/* Runtime configuration as the native layer sees it. lib/index.js validates
- * the user's object (types, ranges, unknown fields); this struct holds the
- * result, with defaults filled in by nx_config_defaults(). */
+/* Runtime configuration as the native layer sees it. lib/index.js checks
+ * the user's object against src/contract.js; the addon checks it again
+ * against the same table (contract.h) and fills in this struct. */
 #ifndef NX_CONFIG_H
 #define NX_CONFIG_H
 
 #include <stdint.h>
 
+#include "contract.h"
+
 typedef struct {
-  uint32_t workers;            /* worker threads */
-  uint32_t max_instances;      /* sandboxes alive at most */
-  uint32_t min_instances;      /* sandboxes created up front */
-  uint64_t memory_limit;       /* QuickJS heap limit per sandbox, bytes */
-  uint64_t stack_size;         /* worker thread stack, bytes */
-  uint32_t default_timeout_ms; /* used when a call passes 0 */
-  uint32_t suspension_timeout_ms; /* parked executions not resumed by then are dropped */
-  uint32_t max_suspended;      /* parked executions at most */
-  uint64_t max_cache_bytes;    /* compile cache in memory */
-  uint64_t max_disk_cache_bytes; /* compile cache on disk; 0 = unbounded */
-  uint64_t max_result_bytes;   /* encoded result of one segment, at most */
-  uint32_t max_host_calls;     /* host calls of one execution, at most */
-  char cache_dir[4096];        /* "" = no disk cache */
+#define NX_CONFIG_MEMBER(js, member, min, max, def) uint64_t member;
+  NX_CONFIG_INTEGERS(NX_CONFIG_MEMBER)
+#undef NX_CONFIG_MEMBER
+  char cache_dir[4096]; /* "" = no disk cache */
 } nx_config_t;
 
+/* The contract's defaults; workers from the online CPUs, maxInstances
+ * twice the workers. */
 void nx_config_defaults(nx_config_t *cfg);
 
 /* Shadow-stack budget QuickJS may use before it throws RangeError. The wasm

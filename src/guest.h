@@ -33,8 +33,28 @@ enum {
 #define NX_TAG_FIRST (-9)
 #define NX_FLOAT64_TAG_ADDEND (0x7ff80000u - (uint32_t)NX_TAG_FIRST + 1u)
 
-/* JS_PROP_CONFIGURABLE | JS_PROP_WRITABLE | JS_PROP_ENUMERABLE */
-#define NX_PROP_C_W_E 7
+/* quickjs.h constants the host passes to or reads from the engine, all in
+ * one place. */
+#define NX_PROP_C_W_E 7          /* JS_PROP_CONFIGURABLE | WRITABLE | ENUMERABLE */
+#define NX_PROP_TMASK (3 << 4)   /* JS_PROP_TMASK: the kind of property */
+#define NX_PROP_GETSET (1 << 4)  /* JS_PROP_GETSET: an accessor */
+#define NX_GPN_STRING_MASK 1     /* JS_GPN_STRING_MASK */
+#define NX_GPN_ENUM_ONLY 16      /* JS_GPN_ENUM_ONLY */
+#define NX_EVAL_COMPILE_ONLY (1 << 5) /* JS_EVAL_FLAG_COMPILE_ONLY */
+#define NX_WRITE_OBJ_BYTECODE 1  /* JS_WRITE_OBJ_BYTECODE */
+#define NX_READ_OBJ_BYTECODE 1   /* JS_READ_OBJ_BYTECODE */
+/* Array indices below 2^31 - 1 are "tagged int" atoms: no allocation,
+ * nothing to free. Checked once per sandbox (sandbox.c). */
+#define NX_ATOM_TAG_INT (1u << 31)
+#define NX_ATOM_MAX_INT 0x7fffffffu
+/* wasm32 layouts: JSPropertyDescriptor { int flags; JSValue value, getter,
+ * setter; } and JSPropertyEnum { bool is_enumerable; JSAtom atom; }. */
+#define NX_DESC_SIZE 32u
+#define NX_DESC_VALUE 8u
+#define NX_DESC_GETTER 16u
+#define NX_DESC_SETTER 24u
+#define NX_PROPENUM_SIZE 8u
+#define NX_PROPENUM_ATOM 4u
 
 #define NX_MKVAL(tag, v) (((uint64_t)(uint32_t)(tag) << 32) | (uint32_t)(v))
 #define NX_UNDEFINED NX_MKVAL(NX_TAG_UNDEFINED, 0)

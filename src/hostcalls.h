@@ -1,40 +1,48 @@
-/* The functions the bootstrap calls into the host for: $state access,
- * $emit, $view, $log. Each checks the execution's capabilities and either
- * returns a value or throws inside the guest. */
+/* The host functions behind the handler globals ($state, $emit, $view,
+ * $log, $ext) and the bootstrap's kind(): each checks the execution's
+ * capabilities and either records something or throws inside the guest.
+ * The wasm imports (imports.c) call in here. */
 #ifndef NX_HOSTCALLS_H
 #define NX_HOSTCALLS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine.h"
 #include "errors.h"
 #include "sandbox.h"
 
-/* NULL-terminated: the names the bootstrap receives in its `host` object. */
+typedef enum {
+  NX_HOST_STATE_GET,
+  NX_HOST_STATE_SET,
+  NX_HOST_STATE_DELETE,
+  NX_HOST_STATE_HAS,
+  NX_HOST_STATE_KEYS,
+  NX_HOST_EMIT,
+  NX_HOST_VIEW,
+  NX_HOST_LOG,
+  NX_HOST_EXT_CALL,
+  NX_HOST_KIND,
+  NX_HOST__COUNT
+} nx_host_fn_t;
+
+/* By nx_host_fn_t, NULL-terminated: the names the bootstrap receives. */
 extern const char *const nx_host_names[];
 
-/* env.host_call: returns a boxed result, or 0 after throwing in the guest. */
-uint32_t nx_host_call(nx_sandbox_t *sb, uint32_t name, uint32_t name_len,
-                      uint32_t argc, uint32_t argv);
+/* env.host_call: returns a boxed result, or 0 with an exception pending. */
+uint32_t nx_host_call(nx_sandbox_t *sb, uint32_t name, uint32_t name_len, uint32_t argc,
+                      uint32_t argv);
 
 /* WASI stdout/stderr of the guest, appended to the execution's logs. */
 void nx_host_console(nx_sandbox_t *sb, int is_stderr, const char *bytes, size_t len);
 
-/* Throws an Error carrying `code` (its .code property) inside the guest and
- * remembers it so an uncaught one ends the execution with that code. */
-void nx_host_throw(nx_sandbox_t *sb, nx_error_code_t code, int type_error,
-                   const char *message);
+/* Host-call state of a new execution, and of each new segment: the counts
+ * start again and the calls still pending are charged to the result budget
+ * (the result lists them again). */
+int nx_host_init(nx_exec_t *ex);
+void nx_host_begin_segment(nx_exec_t *ex);
 
-/* Ends the execution with `code`: records it, throws an uncatchable error
- * and makes every later interrupt check stop the guest. */
-void nx_host_fatal(nx_sandbox_t *sb, nx_error_code_t code, const char *message);
-
-/* nx_host_fatal with RESOURCE_LIMIT for config.maxResultBytes, naming the
- * path being encoded when the budget ran out. */
-void nx_host_result_limit(nx_sandbox_t *sb, const char *path);
-
-/* Appends a { level, message } entry to the execution's logs (charged to
- * the result budget). */
-void nx_host_log(nx_sandbox_t *sb, const char *level, const char *msg, size_t len);
+/* Marks a pending call answered: 1 when it was pending, 0 otherwise. */
+int nx_host_answer(nx_exec_t *ex, uint32_t call);
 
 #endif

@@ -1,14 +1,19 @@
 /* Counters behind getPrometheusMetrics() and getStats() (see metrics.h).
- * Workers record under a private mutex that only guards integer bumps; the
- * render copies a snapshot under it and formats with the lock released. */
+ * Results and cache outcomes are atomic counters, so recording one takes no
+ * lock (workers record them while they hold the runtime's); the host-call
+ * series, whose names must be copied, sit behind a private mutex, and a
+ * render copies a snapshot and formats with it released. */
 #include "metrics.h"
 
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util.h"
 
 /* Bounds in whole microseconds: a duration finds its bucket by an exact
  * integer comparison, so 10 µs is always in le="1e-05" whatever the float
@@ -30,24 +35,28 @@ static const char *const bucket_le[] = {
 _Static_assert(sizeof bucket_le / sizeof bucket_le[0] == NBUCKETS,
                "one le label per bucket bound");
 
-static const char *const status_names[NX_STATUS__COUNT] = {
-    [NX_STATUS_SUCCESS] = "success",
-    [NX_STATUS_ERROR] = "error",
-    [NX_STATUS_SUSPENDED] = "suspended",
-};
-
 /* Open addressing at a load of at most one half keeps probes short; slots
  * hold a series position plus one so that zero means empty. */
 #define INDEX_SLOTS (2 * NX_METRICS_HOSTCALL_CAP)
 _Static_assert(NX_METRICS_HOSTCALL_CAP < UINT16_MAX, "index slots are uint16_t");
 _Static_assert((INDEX_SLOTS & (INDEX_SLOTS - 1)) == 0, "index size is a power of two");
 
-/* Everything a render or a totals call copies in one assignment. */
+/* The counters, and the plain copy a render or a totals call reads. Each
+ * counter is exact; a copy taken while workers record may see one result
+ * in by_status before it shows in a bucket, which Prometheus tolerates. */
+typedef struct {
+  _Atomic uint64_t by_status[NX_STATUS__COUNT];
+  _Atomic uint64_t by_code[NX_E__COUNT];
+  _Atomic uint64_t cache_hits, cache_misses;
+  _Atomic uint64_t buckets[NBUCKETS + 1]; /* per bucket, not cumulative; last is +Inf */
+  _Atomic uint64_t duration_us_sum;
+} atomic_counts_t;
+
 typedef struct {
   uint64_t by_status[NX_STATUS__COUNT];
   uint64_t by_code[NX_E__COUNT];
   uint64_t cache_hits, cache_misses;
-  uint64_t buckets[NBUCKETS + 1]; /* per bucket, not cumulative; last is +Inf */
+  uint64_t buckets[NBUCKETS + 1];
   uint64_t duration_us_sum;
   uint64_t hostcalls_other;
 } counts_t;
@@ -61,8 +70,9 @@ typedef struct {
 } series_t;
 
 struct nx_metrics_s {
-  pthread_mutex_t lock;
-  counts_t c;
+  atomic_counts_t c;
+  pthread_mutex_t lock; /* the series below */
+  uint64_t hostcalls_other;
   uint32_t nseries;
   series_t series[NX_METRICS_HOSTCALL_CAP];
   uint16_t index[INDEX_SLOTS];
@@ -99,18 +109,28 @@ void nx_metrics_record_result(nx_metrics_t *m, nx_status_t status,
   else if (code <= NX_OK || code >= NX_E__COUNT) code = NX_E_INTERNAL_ERROR;
   while (b < NBUCKETS && duration_us > bucket_us[b]) b++;
 
-  pthread_mutex_lock(&m->lock);
-  m->c.by_status[status]++;
-  m->c.by_code[code]++;
-  m->c.buckets[b]++;
-  m->c.duration_us_sum += duration_us;
-  pthread_mutex_unlock(&m->lock);
+  atomic_fetch_add_explicit(&m->c.by_status[status], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&m->c.by_code[code], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&m->c.buckets[b], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&m->c.duration_us_sum, duration_us, memory_order_relaxed);
 }
 
 void nx_metrics_record_cache(nx_metrics_t *m, int hit) {
+  atomic_fetch_add_explicit(hit ? &m->c.cache_hits : &m->c.cache_misses, 1,
+                            memory_order_relaxed);
+}
+
+/* A plain copy of the counters. */
+static void read_counts(nx_metrics_t *m, counts_t *c) {
+  size_t i;
+  for (i = 0; i < NX_STATUS__COUNT; i++) c->by_status[i] = atomic_load(&m->c.by_status[i]);
+  for (i = 0; i < NX_E__COUNT; i++) c->by_code[i] = atomic_load(&m->c.by_code[i]);
+  for (i = 0; i < NBUCKETS + 1; i++) c->buckets[i] = atomic_load(&m->c.buckets[i]);
+  c->cache_hits = atomic_load(&m->c.cache_hits);
+  c->cache_misses = atomic_load(&m->c.cache_misses);
+  c->duration_us_sum = atomic_load(&m->c.duration_us_sum);
   pthread_mutex_lock(&m->lock);
-  if (hit) m->c.cache_hits++;
-  else m->c.cache_misses++;
+  c->hostcalls_other = m->hostcalls_other;
   pthread_mutex_unlock(&m->lock);
 }
 
@@ -141,14 +161,6 @@ static int valid_label_utf8(const unsigned char *s, size_t len) {
     i += n + 1;
   }
   return 1;
-}
-
-static uint32_t fnv1a(const char *s, size_t len) {
-  uint32_t h = 2166136261u;
-  size_t i;
-
-  for (i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
-  return h;
 }
 
 /* Returns the index slot holding name, or the empty slot where it belongs.
@@ -183,7 +195,7 @@ void nx_metrics_record_hostcall(nx_metrics_t *m, const char *name,
         valid_label_utf8((const unsigned char *)name, name_len) &&
         !(name_len == sizeof NX_METRICS_HOSTCALL_OTHER - 1 &&
           memcmp(name, NX_METRICS_HOSTCALL_OTHER, name_len) == 0);
-  hash = own ? fnv1a(name, name_len) : 0;
+  hash = own ? nx_util_fnv1a(name, name_len) : 0;
   len = (uint32_t)name_len; /* own names are at most NAME_MAX bytes */
 
   pthread_mutex_lock(&m->lock);
@@ -211,7 +223,7 @@ found:
   m->series[m->index[slot] - 1].count += count;
   goto done;
 other:
-  m->c.hostcalls_other += count;
+  m->hostcalls_other += count;
 done:
   pthread_mutex_unlock(&m->lock);
   free(copy);
@@ -221,10 +233,7 @@ void nx_metrics_totals(nx_metrics_t *m, nx_metrics_totals_t *out) {
   counts_t c;
   int i;
 
-  pthread_mutex_lock(&m->lock);
-  c = m->c;
-  pthread_mutex_unlock(&m->lock);
-
+  read_counts(m, &c);
   memset(out, 0, sizeof *out);
   memcpy(out->by_status, c.by_status, sizeof out->by_status);
   memcpy(out->by_code, c.by_code, sizeof out->by_code);
@@ -321,8 +330,8 @@ char *nx_metrics_render(nx_metrics_t *m, const nx_metrics_gauges_t *g, size_t *l
 
   if (snap == NULL) goto fail;
   if (g == NULL) g = &no_gauges;
+  read_counts(m, &c);
   pthread_mutex_lock(&m->lock);
-  c = m->c;
   n = m->nseries;
   memcpy(snap, m->series, n * sizeof *snap);
   pthread_mutex_unlock(&m->lock);
@@ -334,7 +343,7 @@ char *nx_metrics_render(nx_metrics_t *m, const nx_metrics_gauges_t *g, size_t *l
          "Execution segments (a start or a resume) that produced a result, by status.");
   for (i = 0; i < NX_STATUS__COUNT; i++) {
     buf_printf(&b, "nexus_executions_total{status=\"%s\"} %" PRIu64 "\n",
-               status_names[i], c.by_status[i]);
+               nx_status_name((nx_status_t)i), c.by_status[i]);
     count += c.by_status[i];
   }
 

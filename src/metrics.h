@@ -28,7 +28,7 @@ nx_metrics_t *nx_metrics_new(void);
 void nx_metrics_free(nx_metrics_t *m);
 
 /* One finished segment of an execution (a start or a resume) that produced
- * a result. code is NX_OK unless status is ERROR; an ERROR given NX_OK
+ * a result; takes no lock. code is NX_OK unless status is ERROR; an ERROR given NX_OK
  * counts as INTERNAL_ERROR so the error series add up to the error status.
  * duration in microseconds. */
 void nx_metrics_record_result(nx_metrics_t *m, nx_status_t status,

@@ -8,9 +8,21 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "contract.h"
 #include "sandbox.h"
 
-#define NX_MP_MAX_DEPTH 256
+/* Nesting of a value leaving the sandbox (contract: limits.guestDepth). */
+#define NX_MP_MAX_DEPTH NX_LIMIT_GUEST_DEPTH
+
+/* msgpackr's extension types (moreTypes), both directions: undefined,
+ * timestamps, and typed arrays as a msgpackr type code byte + the bytes. */
+#define NX_MP_EXT_UNDEFINED 0
+#define NX_MP_EXT_TIMESTAMP (-1)
+#define NX_MP_EXT_TYPED 0x74
+#define NX_MP_TYPED_ARRAYBUFFER 16
+/* msgpackr typed-array codes -> quickjs-ng JSTypedArrayEnum, and back. */
+extern const int8_t nx_mp_code_to_qjs[11];
+extern const int8_t nx_mp_qjs_to_code[12];
 
 /* Where in a value we are, for error messages: "events[2].payload.a[0]". */
 typedef struct {

@@ -1,22 +1,22 @@
 /* The runtime: worker threads of our own (never libuv's pool, never the JS
- * thread), a FIFO queue of new executions, a queue of resumes, the instance
- * pool, the parked (suspended) executions and counters. Jobs complete
- * through a callback on the worker thread. */
+ * thread), a FIFO queue of new executions, a queue of resumes, the pool of
+ * sandboxes, the suspended executions, a watchdog and the counters. Jobs
+ * complete through a callback on the worker thread. */
 #ifndef NX_RUNTIME_H
 #define NX_RUNTIME_H
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
 #include "engine.h"
-#include "pool.h"
 
 typedef enum {
   NX_JOB_EXECUTE, /* start an execution of `code` (see `mode`) */
-  NX_JOB_RESUME,  /* answer pending calls of `exec` and continue it */
+  NX_JOB_RESUME,  /* answer pending calls of `task` and continue it */
 } nx_job_kind_t;
+
+struct nx_task_s;
 
 typedef struct nx_job_s {
   struct nx_job_s *next;
@@ -27,11 +27,11 @@ typedef struct nx_job_s {
   uint8_t *context;
   size_t context_len;
   uint32_t timeout_ms;
-  nx_exec_t *exec;      /* resume / discard */
-  nx_answer_t *answers; /* resume: .call filled in by nx_runtime_resume */
+  struct nx_task_s *task; /* resume */
+  nx_answer_t *answers;   /* resume: .call filled in by nx_runtime_resume */
   uint32_t nanswers;
-  uint8_t *answer_bytes; /* the answers point into these */
-  char *result;          /* MessagePack WasmResult, malloc'd */
+  uint8_t *answer_bytes;  /* the answers point into these */
+  char *result;           /* MessagePack WasmResult, malloc'd */
   size_t result_len;
   nx_exec_outcome_t outcome;
   /* When set, the caller's promise is rejected with an Error carrying this
@@ -64,26 +64,21 @@ typedef struct {
 
 typedef struct nx_runtime_s nx_runtime_t;
 
-nx_runtime_t *nx_runtime_start(const nx_config_t *cfg, nx_job_done_cb done,
-                               void *arg, char *err, size_t errlen);
-/* Queues a job; -1 when the runtime is stopping. */
+/* NULL with a message in err when the runtime cannot start. */
+nx_runtime_t *nx_runtime_start(const nx_config_t *cfg, nx_job_done_cb done, void *arg, char *err,
+                               size_t errlen);
+/* Queues a job; NX_RC_STOPPING when the runtime is stopping. */
 int nx_runtime_submit(nx_runtime_t *rt, nx_job_t *job);
-
-typedef enum {
-  NX_RESUME_OK = 0,
-  NX_RESUME_NOT_FOUND = -1, /* unknown, expired, answered or discarded id */
-  NX_RESUME_MIXED = -2,     /* ids of different executions in one call */
-  NX_RESUME_STOPPING = -3,
-  NX_RESUME_NOMEM = -4,
-} nx_resume_status_t;
 
 /* Claims the pending calls named by `ids` (all of one execution) for a
  * resume job whose answers are filled in, and queues it. Nothing is claimed
- * unless every id is found. */
-nx_resume_status_t nx_runtime_resume(nx_runtime_t *rt, nx_job_t *job,
-                                     const uint8_t (*ids)[NX_SUSPENSION_ID_BYTES]);
+ * unless every id is found: NX_RC_NOTFOUND (unknown, expired, answered or
+ * discarded; or the same call twice), NX_RC_INVALID (ids of different
+ * executions), NX_RC_STOPPING. */
+int nx_runtime_resume(nx_runtime_t *rt, nx_job_t *job,
+                      const uint8_t (*ids)[NX_SUSPENSION_ID_BYTES]);
 /* Discards the execution owning `id`: at once when parked, at the end of
- * its running segment otherwise. Returns 1 when there was one. */
+ * its running segment otherwise. 1 when there was one, else 0. */
 int nx_runtime_cancel_suspended(nx_runtime_t *rt, const uint8_t *id);
 
 /* Begins shutdown: executions not yet started end with an error result at

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "wasm_rt/nx_wasm.h"
 
 #define WASM_PAGE 65536u
@@ -39,31 +40,37 @@ uint32_t nx_snap_heap_used_offset(const nx_snapshot_t *snap) { return snap->heap
 /* malloc_size as JS_ComputeMemoryUsage reports it (its first field). */
 static int64_t heap_used(nx_sandbox_t *sb) {
   int64_t v = -1;
-  Q(JS_ComputeMemoryUsage)(&sb->inst, sb->rt, sb->slots);
-  nx_guest_read_u64(&sb->inst, sb->slots, (uint64_t *)&v);
+  Q(JS_ComputeMemoryUsage)(&sb->inst, sb->qrt, sb->outs);
+  nx_guest_read_u64(&sb->inst, sb->outs, (uint64_t *)&v);
   return v;
 }
 
 /* JS_ComputeMemoryUsage walks the whole heap: too slow for every result.
  * The runtime keeps the same number in a field of JSRuntime; find that
  * field once, by matching it at two different heap sizes. */
+static uint32_t match_heap_used(nx_sandbox_t *sb) {
+  uint32_t found = 0, off, v;
+  int64_t a = heap_used(sb), b;
+  nx_jsval_t o;
+  for (off = 4; off < 128 && !found; off += 4)
+    if (nx_guest_read_u32(&sb->inst, sb->qrt + off, &v) == 0 && a > 0 && v == (uint64_t)a)
+      found = off;
+  o = Q(JS_NewArray)(&sb->inst, sb->ctx);
+  b = heap_used(sb);
+  if (!found || b == a || nx_guest_read_u32(&sb->inst, sb->qrt + found, &v) != 0 ||
+      v != (uint64_t)b)
+    found = 0;
+  nx_sandbox_free_value(sb, o);
+  return found;
+}
+
+/* The guarded part is a function of its own: no local lives across the
+ * setjmp. */
 static uint32_t find_heap_used_offset(nx_sandbox_t *sb) {
   nx_wasm_guard_t guard;
-  uint32_t found = 0, off, v;
+  uint32_t found;
   if (NX_WASM_TRY(&guard) != 0) return 0;
-  {
-    int64_t a = heap_used(sb), b;
-    nx_jsval_t o;
-    for (off = 4; off < 128 && !found; off += 4)
-      if (nx_guest_read_u32(&sb->inst, sb->rt + off, &v) == 0 && a > 0 && v == (uint64_t)a)
-        found = off;
-    o = Q(JS_NewArray)(&sb->inst, sb->ctx);
-    b = heap_used(sb);
-    if (!found || b == a || nx_guest_read_u32(&sb->inst, sb->rt + found, &v) != 0 ||
-        v != (uint64_t)b)
-      found = 0;
-    nx_sandbox_free_value(sb, o);
-  }
+  found = match_heap_used(sb);
   nx_wasm_leave(&guard);
   return found;
 }
@@ -79,30 +86,20 @@ void nx_snap_free(nx_snapshot_t *snap) {
   free(snap);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-nx_snapshot_t *nx_snap_create(const nx_config_t *cfg, char *err, size_t errlen) {
+nx_snapshot_t *nx_snap_create(const nx_config_t *cfg, const char *const *host_names, char *err,
+                              size_t errlen) {
   nx_snapshot_t *snap = calloc(1, sizeof *snap);
   nx_sandbox_t *sb = NULL;
   const wasm_rt_funcref_table_t *t;
 
   if (snap == NULL) goto oom;
   snap->fd = snap->pagemap = -1;
-  sb = nx_sandbox_new(cfg, err, errlen);
+  sb = nx_sandbox_new(cfg, host_names, err, errlen);
   if (sb == NULL) goto fail;
   snap->size = sb->inst.w2c_memory.size;
   snap->os_page = (size_t)sysconf(_SC_PAGESIZE);
   snap->fd = memfd_create("nexus-snapshot", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (snap->fd < 0 || write_all(snap->fd, sb->inst.w2c_memory.data, snap->size) != 0) {
+  if (snap->fd < 0 || nx_util_write_full(snap->fd, sb->inst.w2c_memory.data, snap->size) != 0) {
     snprintf(err, errlen, "could not write the snapshot image: %s", strerror(errno));
     goto fail;
   }
@@ -140,7 +137,7 @@ static void restore_fields(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
   const nx_sandbox_t *t = &snap->tmpl;
   sb->inst.w2c___stack_pointer = t->inst.w2c___stack_pointer;
   sb->ctx = t->ctx;
-  sb->rt = t->rt;
+  sb->qrt = t->qrt;
   sb->run = t->run;
   sb->mkerr = t->mkerr;
   sb->settle = t->settle;
@@ -149,12 +146,12 @@ static void restore_fields(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
   sb->date_time = t->date_time;
   sb->scratch = t->scratch;
   sb->scratch_cap = t->scratch_cap;
-  sb->slots = t->slots;
-  sb->slots_top = 0;
+  sb->outs = t->outs;
+  sb->outs_top = 0;
   sb->exec = NULL;
-  sb->deadline_ns = 0;
+  atomic_store(&sb->deadline_ns, 0);
   sb->interrupted = 0;
-  sb->killed = 0;
+  atomic_store(&sb->killed, 0);
   sb->broken = 0;
   sb->stop = 0;
   sb->fault = NULL;

@@ -13,8 +13,10 @@
 
 typedef struct nx_snapshot_s nx_snapshot_t;
 
-/* Builds the image (runs guest code: QuickJS init and the bootstrap). */
-nx_snapshot_t *nx_snap_create(const nx_config_t *cfg, char *err, size_t errlen);
+/* Builds the image (runs guest code: QuickJS init and the bootstrap, which
+ * gets one host function per name in the NULL-terminated host_names). */
+nx_snapshot_t *nx_snap_create(const nx_config_t *cfg, const char *const *host_names, char *err,
+                              size_t errlen);
 void nx_snap_free(nx_snapshot_t *snap);
 
 /* A new sandbox whose memory is the image: no QuickJS initialisation. */

@@ -13,7 +13,7 @@ test('the engine is wasm2c output of the pinned quickjs-wasi, built into build/ 
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
   assert.match(pkg.dependencies['quickjs-wasi'], /^\d+\.\d+\.\d+$/, 'pinned to an exact version');
   const gen = fs.readdirSync(path.join(ROOT, 'build', 'Release', 'obj', 'gen', 'nexus'));
-  assert.deepEqual(gen.sort(), ['bootstrap_js.h', 'qjs_wasm.c', 'qjs_wasm.h']);
+  assert.deepEqual(gen.sort(), ['bootstrap_js.h', 'contract.h', 'qjs_wasm.c', 'qjs_wasm.h']);
   let tracked = [];
   try {
     tracked = execFileSync('git', ['ls-files'], { cwd: ROOT, encoding: 'utf8' }).split('\n');

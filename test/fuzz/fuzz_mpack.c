@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "hostcalls.h"
 #include "mem.h"
 #include "mpack.h"
 #include "runner.h"
@@ -37,7 +38,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   cfg.memory_limit = 16u << 20;
   /* What a worker thread does first: guest calls count against this. */
   nx_wasm_thread_set_depth_limit(nx_config_wasm_depth(&cfg));
-  snap = nx_snap_create(&cfg, err, sizeof err);
+  snap = nx_snap_create(&cfg, nx_host_names, err, sizeof err);
   if (snap == NULL) fz_fail("nx_snap_create: %s", err);
   sb = nx_snap_instantiate(snap, &cfg, err, sizeof err);
   if (sb == NULL) fz_fail("nx_snap_instantiate: %s", err);

@@ -486,7 +486,7 @@ static nx_job_t *resume(const fz_result_t *res, uint32_t n, fz_bytes_t *in) {
   size_t total = 0, at = 0;
   unsigned pick[FZ_MAX_PENDING];
   waiter_t w = {0};
-  nx_resume_status_t st;
+  int st;
   uint32_t i;
 
   if (job == NULL) fz_fail("out of memory");
@@ -508,7 +508,7 @@ static nx_job_t *resume(const fz_result_t *res, uint32_t n, fz_bytes_t *in) {
   }
   job->data = &w;
   st = nx_runtime_resume(runtime, job, (const uint8_t(*)[NX_SUSPENSION_ID_BYTES])res->ids);
-  if (st != NX_RESUME_OK) fz_fail("resume of ids just reported as pending failed: %d", (int)st);
+  if (st != NX_RC_OK) fz_fail("resume of ids just reported as pending failed: %d", (int)st);
   wait_done(&w);
   job->data = NULL;
   return job;

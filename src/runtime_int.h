@@ -1,0 +1,79 @@
+/* The runtime's internals, shared by runtime.c (the public calls) and
+ * worker.c (the threads that run jobs). Everything below `lock` is guarded
+ * by it unless its comment says otherwise. No other lock is taken while it
+ * is held: results go to lock-free metric counters, and the watchdog's,
+ * the compile cache's and the metric series' locks are taken without it. */
+#ifndef NX_RUNTIME_INT_H
+#define NX_RUNTIME_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "engine.h"
+#include "list.h"
+#include "metrics.h"
+#include "pool.h"
+#include "runtime.h"
+#include "snapshot.h"
+#include "suspend.h"
+#include "watchdog.h"
+
+typedef struct {
+  struct nx_runtime_s *rt;
+  uint32_t index; /* its watchdog slot */
+} nx_worker_t;
+
+struct nx_runtime_s {
+  nx_config_t cfg;         /* read-only after start */
+  nx_engine_t engine;      /* read-only after start: tag, compile cache */
+  nx_snapshot_t *snap;     /* the image every sandbox starts from */
+  nx_metrics_t *metrics;   /* has its own lock */
+  nx_watchdog_t *watchdog; /* has its own locks */
+  nx_job_done_cb done;
+  void *done_arg;
+  pthread_t *threads;
+  nx_worker_t *workers;
+  uint32_t nthreads;
+
+  /* Read without the lock by workers polling for work (see worker.c):
+   * jobs and cancelled tasks waiting, and the stop flag. */
+  _Atomic uint32_t work;
+  _Atomic uint32_t spinning; /* workers polling now: submitters skip the wake */
+  _Atomic int stopping;
+  _Atomic int cancel;        /* every sandbox's interrupt check reads it */
+
+  pthread_mutex_t lock;
+  pthread_cond_t cond;       /* on CLOCK_MONOTONIC, for parking deadlines */
+  nx_job_t *head, *tail;     /* new executions */
+  nx_job_t *rhead, *rtail;   /* resumes */
+  uint32_t queued;
+  nx_link_t cancelled;       /* tasks unparked by cancelSuspended, to retire */
+  nx_pool_t pool;
+  nx_susp_t susp;            /* suspension ids, parked tasks */
+  uint32_t nsuspended;       /* tasks between their first park and their end */
+  uint64_t parked_memory;
+  uint32_t resetting;        /* sandboxes between their last result and the pool */
+  int closing;               /* shutdown() began: no new starts, no new parking */
+  nx_stats_t stats;          /* the runtime's own fields; results are in metrics */
+};
+
+/* Counts a job's result (lock-free metrics) and hands the job to the
+ * caller. Called under the lock on purpose: the
+ * completion callback posts to a threadsafe function whose queue is
+ * unbounded (napi_call_threadsafe_function never blocks on it), and posting
+ * under the lock keeps completions in queue order when the pool serialises
+ * executions. */
+void nx_runtime_complete(nx_runtime_t *rt, nx_job_t *job);
+void nx_runtime_fail_job(nx_job_t *job, nx_error_code_t code, const char *message);
+void nx_runtime_reject_job(nx_job_t *job, const char *code, const char *message);
+/* A task's sandbox counts as live again: it is about to run or be dropped. */
+void nx_runtime_unpark(nx_runtime_t *rt, nx_task_t *task);
+/* Queues a resume; wakes a worker unless one is polling. */
+void nx_runtime_push_resume(nx_runtime_t *rt, nx_job_t *job);
+/* Frees a task and its execution (the sandbox is not touched). */
+void nx_runtime_task_free(nx_task_t *task);
+
+/* worker.c: a worker thread's main loop. */
+void *nx_worker_main(void *arg);
+
+#endif

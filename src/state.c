@@ -1,0 +1,337 @@
+/* $state (see state.h): an open-addressing table over the snapshot's
+ * top-level keys, lazy decoding into the guest, and what changed at the
+ * end of a segment. Nothing here keeps a pointer into the table across a
+ * call that can run guest code: copies of impure values run getters, which
+ * may add keys and make the table move. */
+#include "state.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "exec.h"
+#include "failure.h"
+#include "mpack.h"
+#include "result.h"
+#include "util.h"
+
+/* ---- the table ------------------------------------------------------------ */
+
+static int index_rebuild(nx_state_t *st, nx_mem_t *mem, uint32_t cap) {
+  uint32_t *index = nx_mem_calloc(mem, cap, sizeof *index), i;
+  if (index == NULL) return NX_RC_NOMEM;
+  for (i = 0; i < st->nkeys; i++) {
+    uint32_t at = nx_util_fnv1a(st->keys[i].name, st->keys[i].len) & (cap - 1);
+    while (index[at]) at = (at + 1) & (cap - 1);
+    index[at] = i + 1;
+  }
+  nx_mem_free(mem, st->index);
+  st->index = index;
+  st->index_cap = cap;
+  return NX_RC_OK;
+}
+
+static void key_init(nx_exec_t *ex, nx_state_key_t *k) {
+  memset(k, 0, sizeof *k);
+  k->value = NX_UNDEFINED;
+  k->change = -1;
+  nx_buf_init(&k->snap, &ex->mem, NULL);
+}
+
+int nx_state_prepare(nx_exec_t *ex) {
+  nx_state_t *st = &ex->state;
+  const msgpack_object *snap = st->snapshot;
+  uint32_t n, i, cap = 16;
+  if (st->index) return NX_RC_OK;
+  n = snap && snap->type == MSGPACK_OBJECT_MAP ? snap->via.map.size : 0;
+  st->cap = n + 8;
+  st->keys = nx_mem_alloc(&ex->mem, st->cap * sizeof *st->keys);
+  if (st->keys == NULL) return NX_RC_NOMEM;
+  for (i = 0; i < n; i++) {
+    const msgpack_object_kv *kv = &snap->via.map.ptr[i];
+    nx_state_key_t *k;
+    if (kv->key.type != MSGPACK_OBJECT_STR) continue; /* lib sends string keys */
+    k = &st->keys[st->nkeys++];
+    key_init(ex, k);
+    k->name = kv->key.via.str.ptr;
+    k->len = kv->key.via.str.size;
+    k->orig = &kv->val;
+  }
+  while (cap < 2 * st->cap) cap *= 2;
+  return index_rebuild(st, &ex->mem, cap);
+}
+
+nx_state_key_t *nx_state_find(nx_exec_t *ex, const char *name, size_t len) {
+  nx_state_t *st = &ex->state;
+  uint32_t at = nx_util_fnv1a(name, len) & (st->index_cap - 1);
+  while (st->index[at]) {
+    nx_state_key_t *k = &st->keys[st->index[at] - 1];
+    if (k->len == len && (len == 0 || memcmp(k->name, name, len) == 0)) return k;
+    at = (at + 1) & (st->index_cap - 1);
+  }
+  return NULL;
+}
+
+nx_state_key_t *nx_state_add(nx_exec_t *ex, const char *name, size_t len) {
+  nx_state_t *st = &ex->state;
+  nx_state_key_t *k;
+  char *copy;
+  uint32_t at;
+  if (st->nkeys == st->cap) {
+    uint32_t cap = st->cap * 2;
+    nx_state_key_t *grown = nx_mem_realloc(&ex->mem, st->keys, cap * sizeof *grown);
+    if (grown == NULL) return NULL;
+    st->keys = grown;
+    st->cap = cap;
+  }
+  if (2 * (st->nkeys + 1) > st->index_cap && index_rebuild(st, &ex->mem, st->index_cap * 2) != 0)
+    return NULL;
+  copy = nx_mem_strndup(&ex->mem, name, len);
+  if (copy == NULL) return NULL;
+  k = &st->keys[st->nkeys++];
+  key_init(ex, k);
+  k->name = copy;
+  k->len = (uint32_t)len;
+  at = nx_util_fnv1a(copy, len) & (st->index_cap - 1);
+  while (st->index[at]) at = (at + 1) & (st->index_cap - 1);
+  st->index[at] = st->nkeys;
+  return k;
+}
+
+int nx_state_exists(const nx_state_key_t *k) {
+  return k && !k->deleted && (k->loaded || k->orig);
+}
+
+int nx_state_load(nx_exec_t *ex, nx_state_key_t *k, nx_jsval_t *out) {
+  nx_sandbox_t *sb = ex->sb;
+  if (!nx_state_exists(k)) {
+    *out = NX_UNDEFINED;
+    return NX_RC_OK;
+  }
+  if (!k->loaded) {
+    nx_path_t path;
+    char err[300];
+    nx_mp_status_t st;
+    nx_path_set(&path, "stateSnapshot");
+    nx_path_key(&path, k->name, k->len);
+    st = nx_mp_decode(sb, k->orig, &k->value, &path, err, sizeof err);
+    if (st == NX_MP_UNCROSSABLE) nx_failure_throw(sb, NX_E_EXECUTION_ERROR, 1, err);
+    if (st != NX_MP_OK) return NX_RC_GUEST;
+    k->loaded = 1;
+  }
+  k->read = 1;
+  *out = nx_sandbox_dup_value(sb, k->value);
+  return NX_RC_OK;
+}
+
+static void mark_changed(nx_exec_t *ex, nx_state_key_t *k) {
+  if (k->change < 0) k->change = (int32_t)ex->state.nchanges++;
+  k->version++;
+}
+
+void nx_state_set(nx_exec_t *ex, nx_state_key_t *k, nx_jsval_t value) {
+  if (k->loaded) nx_sandbox_free_value(ex->sb, k->value);
+  k->value = nx_sandbox_dup_value(ex->sb, value);
+  k->loaded = 1;
+  k->deleted = 0;
+  mark_changed(ex, k);
+}
+
+void nx_state_delete(nx_exec_t *ex, nx_state_key_t *k) {
+  if (!nx_state_exists(k)) return;
+  if (k->loaded) nx_sandbox_free_value(ex->sb, k->value);
+  k->value = NX_UNDEFINED;
+  k->loaded = 0;
+  k->deleted = 1;
+  mark_changed(ex, k);
+}
+
+/* ---- the end of a segment ---------------------------------------------------- */
+
+/* Keys whose value goes into the result, or needs a look for in-place
+ * changes (objects read from $state). */
+static int wanted(const nx_state_key_t *k) {
+  if (k->change >= 0) return !k->deleted;
+  return k->read && k->loaded && nx_jsval_tag(k->value) == NX_TAG_OBJECT;
+}
+
+static int count_bytes(void *data, const char *p, size_t n) {
+  (void)p;
+  *(size_t *)data += n;
+  return 0;
+}
+
+/* Size of a snapshot value's MessagePack, as msgpack-c writes it. */
+static size_t object_size(const msgpack_object *o) {
+  size_t n = 0;
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &n, count_bytes);
+  msgpack_pack_object(&pk, *o);
+  return n;
+}
+
+/* Is the encoded value what the host last saw for this key? */
+static int same_as_base(const nx_state_key_t *k, const char *bytes, size_t len) {
+  msgpack_unpacked now;
+  size_t off = 0;
+  int same;
+  if (k->has_base) return k->base && k->base_len == len && memcmp(k->base, bytes, len) == 0;
+  if (k->orig == NULL) return 0;
+  msgpack_unpacked_init(&now);
+  same = msgpack_unpack_next(&now, bytes, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+         nx_mp_equal(&now.data, k->orig);
+  msgpack_unpacked_destroy(&now);
+  return same;
+}
+
+/* Position of key i in the mutation list if it turns out to be an
+ * in-place change (for error paths). */
+static uint32_t inplace_index(const nx_state_t *st, uint32_t i) {
+  uint32_t j, n = st->nchanges;
+  for (j = 0; j < i; j++) n += st->keys[j].inplace;
+  return n;
+}
+
+/* A read object was changed in place: a write, which needs the write
+ * capability like an assignment does. 0 when allowed. */
+static int inplace_allowed(nx_exec_t *ex, const nx_state_key_t *k) {
+  char msg[320];
+  int n = (int)(k->len > 120 ? 120 : k->len);
+  if (nx_caps_allows(&ex->caps, NX_CAP_STATE_WRITE, k->name, k->len)) return NX_RC_OK;
+  snprintf(msg, sizeof msg,
+           "Permission denied: $state.%.*s was changed in place without capability "
+           "state:write:%.*s", n, k->name, n, k->name);
+  nx_failure_set(ex, NX_E_PERMISSION_DENIED, msg);
+  return NX_RC_INVALID;
+}
+
+/* Takes key i's snapshot. An explicit write is charged to the result
+ * budget; a read object is encoded against a budget of its own (what the
+ * result has left, or its baseline's size if that is more: an unchanged
+ * value must always fit) and charged only if it changed. The encoding goes
+ * to a local buffer: the copy may move the table. */
+static int snapshot_key(nx_exec_t *ex, uint32_t i) {
+  nx_sandbox_t *sb = ex->sb;
+  nx_state_key_t *k = &ex->state.keys[i];
+  int changed = k->change >= 0, rc;
+  nx_budget_t own = {0, 0};
+  nx_buf_t tmp;
+  nx_jsval_t v;
+  char path[64];
+
+  k->snapped = 1;
+  k->snap_version = k->version;
+  k->inplace = 0;
+  nx_buf_free(&k->snap);
+  if (changed) {
+    snprintf(path, sizeof path, "stateMutations[%d].value", k->change);
+    nx_buf_init(&tmp, &ex->mem, &ex->budget);
+  } else {
+    uint64_t left = ex->budget.limit - ex->budget.used;
+    uint64_t base = k->has_base ? k->base_len : k->orig ? object_size(k->orig) : 0;
+    own.limit = (left > base ? left : base) + 1;
+    snprintf(path, sizeof path, "stateMutations[%u].value", inplace_index(&ex->state, i));
+    nx_buf_init(&tmp, &ex->mem, &own);
+  }
+  v = nx_sandbox_dup_value(sb, k->value);
+  rc = nx_result_encode(ex, v, &tmp, path); /* may run guest code */
+  nx_sandbox_free_value(sb, v);
+  k = &ex->state.keys[i];
+  if (!changed && (rc != 0 || !same_as_base(k, tmp.data, tmp.size))) {
+    if (inplace_allowed(ex, k) != 0) {
+      rc = NX_RC_INVALID;
+    } else if (rc == 0 && tmp.size > ex->budget.limit - ex->budget.used) {
+      nx_failure_result_limit(ex, path);
+      rc = NX_RC_INVALID;
+    } else if (rc == 0) {
+      k->inplace = 1;
+      ex->budget.used += tmp.size;
+      tmp.budget = &ex->budget;
+    }
+  }
+  if (rc == 0 && (changed || k->inplace)) {
+    k->snap = tmp;
+  } else {
+    if (tmp.budget == &own) tmp.budget = NULL; /* dies with this frame */
+    nx_buf_free(&tmp);
+  }
+  return rc;
+}
+
+/* Getters that run while a value is copied may write $state again: such
+ * keys are taken again, until a pass finds nothing new. Each value is
+ * taken once per write, so this ends, unless getters keep writing fresh
+ * values; the deadline stops that. */
+int nx_state_snapshot(nx_exec_t *ex) {
+  for (;;) {
+    uint32_t i;
+    int any = 0;
+    for (i = 0; i < ex->state.nkeys; i++) {
+      const nx_state_key_t *k = &ex->state.keys[i];
+      int rc;
+      if (!wanted(k) || (k->snapped && k->snap_version == k->version)) continue;
+      any = 1;
+      rc = snapshot_key(ex, i);
+      if (rc != 0) return rc;
+    }
+    if (!any) return NX_RC_OK;
+    if (nx_util_now_ns() >= atomic_load(&ex->sb->deadline_ns)) {
+      nx_failure_timeout(ex);
+      return NX_RC_INVALID;
+    }
+  }
+}
+
+/* Explicit writes in order of first change, then in-place changes in key
+ * order. */
+int nx_state_mutations(nx_exec_t *ex, nx_buf_t *out, int remember) {
+  nx_state_t *st = &ex->state;
+  msgpack_packer pk = nx_buf_packer(out);
+  uint32_t *order, n = st->nchanges, i;
+  order = nx_mem_alloc(&ex->seg, ((size_t)st->nkeys + 1) * sizeof *order);
+  if (order == NULL) return NX_RC_NOMEM;
+  for (i = 0; i < st->nkeys; i++)
+    if (st->keys[i].change >= 0) order[st->keys[i].change] = i;
+  for (i = 0; i < st->nkeys; i++)
+    if (st->keys[i].change < 0 && st->keys[i].inplace) order[n++] = i;
+
+  msgpack_pack_array(&pk, n);
+  for (i = 0; i < n; i++) {
+    nx_state_key_t *k = &st->keys[order[i]];
+    msgpack_pack_map(&pk, k->deleted ? 2 : 3);
+    msgpack_pack_str_with_body(&pk, "key", 3);
+    msgpack_pack_str_with_body(&pk, k->name, k->len);
+    msgpack_pack_str_with_body(&pk, "operation", 9);
+    if (k->deleted) {
+      msgpack_pack_str_with_body(&pk, "delete", 6);
+    } else {
+      msgpack_pack_str_with_body(&pk, "set", 3);
+      msgpack_pack_str_with_body(&pk, "value", 5);
+      nx_buf_write(out, k->snap.data, k->snap.size);
+    }
+    if (remember) {
+      nx_mem_free(&ex->mem, k->base);
+      k->base = NULL;
+      k->base_len = 0;
+      if (!k->deleted) k->base = (uint8_t *)nx_buf_take(&k->snap, &k->base_len);
+      k->has_base = 1;
+    }
+  }
+  if (remember) {
+    for (i = 0; i < st->nkeys; i++) {
+      st->keys[i].change = -1;
+      st->keys[i].inplace = 0;
+    }
+    st->nchanges = 0;
+  }
+  nx_mem_free(&ex->seg, order);
+  return out->refused ? NX_RC_NOMEM : NX_RC_OK;
+}
+
+void nx_state_end_segment(nx_exec_t *ex) {
+  uint32_t i;
+  for (i = 0; i < ex->state.nkeys; i++) {
+    nx_buf_free(&ex->state.keys[i].snap);
+    ex->state.keys[i].snapped = 0;
+    ex->state.keys[i].inplace = 0;
+  }
+}

@@ -1,0 +1,68 @@
+/* $state: the table of top-level keys one execution sees, decoded into the
+ * guest lazily; at the end of a segment, what changed (explicit writes and
+ * in-place changes to objects read), encoded as the result's
+ * stateMutations; and across suspensions, the baselines later segments
+ * compare against. */
+#ifndef NX_STATE_H
+#define NX_STATE_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "guest.h"
+
+typedef struct nx_exec_s nx_exec_t;
+
+typedef struct {
+  const char *name;             /* in the context, or the execution's memory */
+  uint32_t len;
+  const msgpack_object *orig;   /* the host's value, or NULL */
+  nx_jsval_t value;             /* guest value once loaded or set */
+  uint8_t loaded, read, deleted;
+  int32_t change;               /* position in the change order, or -1 */
+  uint32_t version;             /* bumped by every write and delete */
+  /* At the end of a segment: the value's encoding as of snap_version. */
+  nx_buf_t snap;
+  uint32_t snap_version;
+  uint8_t snapped, inplace;     /* inplace: a read object changed in place */
+  /* What the host was last told, once a suspended result reported this
+   * key (before that, `orig` is the baseline). */
+  uint8_t *base;
+  size_t base_len;
+  uint8_t has_base;
+} nx_state_key_t;
+
+typedef struct {
+  const msgpack_object *snapshot; /* the context's stateSnapshot map, or NULL */
+  nx_state_key_t *keys;
+  uint32_t nkeys, cap;
+  uint32_t *index;              /* open addressing over keys, position + 1 */
+  uint32_t index_cap;
+  uint32_t nchanges;
+} nx_state_t;
+
+/* Builds the table on first use. 0 or NX_RC_NOMEM. */
+int nx_state_prepare(nx_exec_t *ex);
+nx_state_key_t *nx_state_find(nx_exec_t *ex, const char *name, size_t len);
+/* A new key the handler writes; NULL when memory ran out. */
+nx_state_key_t *nx_state_add(nx_exec_t *ex, const char *name, size_t len);
+int nx_state_exists(const nx_state_key_t *k);
+/* A new reference to the key's value, decoded on first read (no guest
+ * code runs). 0, or a negative nx_rc_t with the guest's exception pending. */
+int nx_state_load(nx_exec_t *ex, nx_state_key_t *k, nx_jsval_t *out);
+void nx_state_set(nx_exec_t *ex, nx_state_key_t *k, nx_jsval_t value);
+void nx_state_delete(nx_exec_t *ex, nx_state_key_t *k);
+
+/* At the end of a segment: takes every value the result needs (may run
+ * guest code through copies; the table may grow meanwhile). 0, or a
+ * negative nx_rc_t with the segment's failure set. */
+int nx_state_snapshot(nx_exec_t *ex);
+/* Writes stateMutations into `out` from the snapshots. With `remember` (a
+ * suspension) the reported values become the baselines of later segments. */
+int nx_state_mutations(nx_exec_t *ex, nx_buf_t *out, int remember);
+/* Drops the segment's snapshots. */
+void nx_state_end_segment(nx_exec_t *ex);
+
+#endif
