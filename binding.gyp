@@ -52,6 +52,7 @@
       ],
       'sources': [
         'src/addon.c',
+        'src/args.c',
         'src/buf.c',
         'src/cache.c',
         'src/cache_disk.c',

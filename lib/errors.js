@@ -71,6 +71,15 @@ for (const cls of CLASSES) {
 }
 
 const BY_CODE = new Map(CLASSES.filter((cls) => cls.code && cls !== AbortError).map((cls) => [cls.code, cls]));
+// One class per code of the contract (src/contract.js), and no other.
+{
+  const codes = require('../src/contract').errorCodes;
+  const missing = codes.filter((c) => !BY_CODE.has(c));
+  const extra = [...BY_CODE.keys()].filter((c) => !codes.includes(c));
+  if (missing.length || extra.length) {
+    throw new Error(`lib/errors.js is out of step with src/contract.js: missing ${missing}, extra ${extra}`);
+  }
+}
 
 // wasmError: a WasmResult.error (or an Error carrying the same fields, as
 // inferCapabilities throws). extras: { logs, metrics, cause } to attach.

@@ -13,25 +13,16 @@ const errors = require('./errors');
 // the native bridge understands in both directions (docs/marshaling.md).
 const packr = new Packr({ useRecords: false, moreTypes: true, mapsAsObjects: true });
 
+const contract = require('../src/contract');
+
 const BUILTIN_QUICKJS = require.resolve('quickjs-wasi/quickjs.wasm');
 
-const INTEGER_FIELDS = {
-  workers: [1, 256],
-  maxInstances: [1, 4096],
-  minInstances: [0, 4096],
-  memoryLimitBytes: [1 << 20, 1 << 30],
-  stackSizeBytes: [1 << 20, 256 << 20],
-  defaultTimeoutMs: [1, 3600000],
-  suspensionTimeoutMs: [1, 86400000],
-  maxSuspended: [0, 1000000],
-  maxCacheBytes: [0, 2 ** 40],
-  maxDiskCacheBytes: [0, 2 ** 50],
-  maxResultBytes: [1 << 16, 1 << 30],
-  maxHostCalls: [1, 100000000],
-};
+// Integer options, their ranges and defaults: src/contract.js, the table the
+// native module is built from too.
+const INTEGER_FIELDS = contract.config;
 const BOOLEAN_FIELDS = ['enableSIMD', 'enableBulkMemory', 'enableAOT'];
 const STRING_FIELDS = ['quickjsModulePath', 'cacheDir'];
-const MAX_TIMEOUT_MS = 3600000;
+const MAX_TIMEOUT_MS = contract.limits.timeoutMs;
 const CAPABILITY = /^(?:state:(?:read|write):.+|events:emit:.+|view:update:.+|ext:.+)$/;
 
 function validateConfig(config) {
@@ -43,8 +34,8 @@ function validateConfig(config) {
   for (const key of Object.keys(config)) {
     const value = config[key];
     if (value === undefined) continue;
-    if (key in INTEGER_FIELDS) {
-      const [min, max] = INTEGER_FIELDS[key];
+    if (Object.hasOwn(INTEGER_FIELDS, key)) {
+      const { min, max } = INTEGER_FIELDS[key];
       if (typeof value !== 'number') throw new TypeError(`config.${key} must be a number`);
       if (!Number.isInteger(value) || value < min || value > max) {
         throw new RangeError(`config.${key} must be an integer in [${min}, ${max}], got ${value}`);
@@ -65,24 +56,18 @@ function validateConfig(config) {
     throw new RangeError(`config.minInstances (${minInstances}) must not exceed config.maxInstances (${maxInstances})`);
   }
   if (out.quickjsModulePath !== undefined && require('path').resolve(out.quickjsModulePath) !== BUILTIN_QUICKJS) {
-    throw new Error(
+    throw new RangeError(
       `config.quickjsModulePath: only the built-in engine (${BUILTIN_QUICKJS}) can be used; ` +
         'it is compiled into the addon ahead of time, so another .wasm cannot be loaded at run time',
     );
   }
+  const integers = {};
+  for (const [key, { default: value }] of Object.entries(INTEGER_FIELDS)) integers[key] = out[key] ?? value;
   return Object.freeze({
+    ...integers,
     workers,
     maxInstances,
     minInstances,
-    memoryLimitBytes: out.memoryLimitBytes ?? 32 * 1024 * 1024,
-    stackSizeBytes: out.stackSizeBytes ?? 8 * 1024 * 1024,
-    defaultTimeoutMs: out.defaultTimeoutMs ?? 5000,
-    suspensionTimeoutMs: out.suspensionTimeoutMs ?? 30000,
-    maxSuspended: out.maxSuspended ?? 1000,
-    maxCacheBytes: out.maxCacheBytes ?? 64 * 1024 * 1024,
-    maxDiskCacheBytes: out.maxDiskCacheBytes ?? 0,
-    maxResultBytes: out.maxResultBytes ?? 8 * 1024 * 1024,
-    maxHostCalls: out.maxHostCalls ?? 10000,
     enableSIMD: out.enableSIMD ?? false,
     enableBulkMemory: out.enableBulkMemory ?? true,
     enableAOT: true,

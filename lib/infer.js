@@ -4,12 +4,13 @@
 // Anything it cannot pin to a literal name widens to that family's `*`.
 
 const acorn = require('acorn');
+const { handler: HANDLER } = require('../src/contract');
 
-// The runtime's own wrapper (src/engine.c), so that exactly the programs it
-// compiles parse here: `let $state` at the top level redeclares a parameter,
-// `await` is a keyword, `new.target` is allowed.
-const PREFIX = '(async function ($state, $args, $scope, $emit, $view, $ext, $log) {\n';
-const SUFFIX = '\n})';
+// The runtime's own wrapper (src/contract.js), so that exactly the programs
+// it compiles parse here: `let $state` at the top level redeclares a
+// parameter, `await` is a keyword, `new.target` is allowed.
+const PREFIX = HANDLER.prefix;
+const SUFFIX = HANDLER.suffix;
 const PARSE_OPTIONS = { ecmaVersion: 'latest', sourceType: 'script' };
 
 // The globals that need capabilities, and what each one grants when it is
@@ -391,8 +392,8 @@ class Walker {
 
 // Snippet as the runtime builds it: the line, cut to a window around the
 // column for minified code, and a caret under the column (tabs kept).
-const SNIPPET_BEFORE = 60;
-const SNIPPET_WIDTH = 160;
+const SNIPPET_BEFORE = HANDLER.snippetBefore;
+const SNIPPET_WIDTH = HANDLER.snippetWidth;
 
 function snippet(code, offset) {
   let start = offset;

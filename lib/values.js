@@ -12,9 +12,12 @@ const getProto = Object.getPrototypeOf;
 const isArray = Array.isArray;
 const isView = ArrayBuffer.isView;
 
-// msgpack-c, which decodes the context in the addon, nests at most 32
-// containers deep; the context map and its field take two of them.
-const MAX_LEVEL = 32;
+// msgpack-c, which decodes the context in the addon, nests at most
+// limits.hostDepth containers deep; the context map and its field take two
+// of them (src/contract.js).
+const { limits: LIMITS } = require('../src/contract');
+
+const MAX_LEVEL = LIMITS.hostDepth;
 
 const REFUSED = [
   [Map, 'a Map'],
@@ -71,7 +74,7 @@ class Walk {
       if (isView(o) && !(o instanceof DataView)) return undefined;
       for (const [ctor, what] of REFUSED) if (o instanceof ctor) this.fail(level, what);
     }
-    if (level > MAX_LEVEL) this.fail(level, `nested deeper than ${MAX_LEVEL - 2} levels`);
+    if (level > MAX_LEVEL) this.fail(level, `nested deeper than ${LIMITS.contextFieldDepth} levels`);
     // Only an ancestor can close a cycle, and there are at most MAX_LEVEL.
     for (let i = 2; i < level; i++) if (this.ancestors[i] === o) this.fail(level, 'a circular reference');
     this.ancestors[level] = o;

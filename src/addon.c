@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "config.h"
 #include "list.h"
-#include "mpack.h"
 #include "runtime.h"
 #include "suspend.h"
 
@@ -59,14 +59,6 @@ typedef struct {
   uint32_t nwaiters;
 } nx_addon_t;
 
-static void throw_last_error(napi_env env, const char *fallback) {
-  const napi_extended_error_info *info = NULL;
-  bool pending = false;
-  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) return;
-  if (napi_get_last_error_info(env, &info) != napi_ok) info = NULL;
-  napi_throw_error(env, NULL, info && info->error_message ? info->error_message : fallback);
-}
-
 /* Rejects `d` with an Error whose .code is `code`. 0 or -1. */
 static int reject_with_code(napi_env env, napi_deferred d, const char *code, const char *message) {
   napi_value msg, err, codev;
@@ -90,7 +82,7 @@ static napi_value rejected(napi_env env, const char *code, const char *message) 
   NX_CALL(reject_with_code(env, d, code, message) == 0 ? napi_ok : napi_generic_failure);
   return promise;
 fail:
-  throw_last_error(env, message);
+  nx_args_throw_last(env, message);
   return NULL;
 }
 
@@ -99,7 +91,7 @@ static nx_addon_t *unwrap(napi_env env, napi_callback_info info, size_t *argc, n
   nx_addon_t *a = NULL;
   if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok ||
       napi_unwrap(env, self, (void **)&a) != napi_ok || a == NULL) {
-    throw_last_error(env, "not a Runtime");
+    nx_args_throw_last(env, "not a Runtime");
     return NULL;
   }
   return a;
@@ -249,111 +241,6 @@ static void untrack(napi_env env, nx_addon_t *a, nx_job_t *job, const char *code
   }
 }
 
-/* ---- arguments ------------------------------------------------------------ */
-
-/* config[name] as an integer in [min, max]: 1 read, 0 absent, -1 thrown. */
-static int config_integer(napi_env env, napi_value obj, const char *name, uint64_t min,
-                          uint64_t max, uint64_t *out) {
-  napi_value v;
-  napi_valuetype t;
-  bool has = false;
-  double d;
-  char msg[200];
-  NX_CALL(napi_has_named_property(env, obj, name, &has));
-  if (!has) return 0;
-  NX_CALL(napi_get_named_property(env, obj, name, &v));
-  NX_CALL(napi_typeof(env, v, &t));
-  if (t == napi_undefined) return 0;
-  if (t != napi_number || napi_get_value_double(env, v, &d) != napi_ok) {
-    snprintf(msg, sizeof msg, "config.%s must be a number", name);
-    napi_throw_type_error(env, NULL, msg);
-    return -1;
-  }
-  if (!(d >= (double)min && d <= (double)max) || d != (double)(uint64_t)d) {
-    snprintf(msg, sizeof msg, "config.%s must be an integer in [%llu, %llu]", name,
-             (unsigned long long)min, (unsigned long long)max);
-    napi_throw_range_error(env, NULL, msg);
-    return -1;
-  }
-  *out = (uint64_t)d;
-  return 1;
-fail:
-  throw_last_error(env, "could not read the config");
-  return -1;
-}
-
-/* The contract's integer options (contract.h), then cacheDir. */
-static int read_config(napi_env env, napi_value obj, nx_config_t *cfg) {
-  napi_value dir;
-  napi_valuetype t;
-  size_t len = 0;
-  bool has = false;
-  int max_given;
-  nx_config_defaults(cfg);
-#define NX_READ_INTEGER(js, member, min, max, def) \
-  if (config_integer(env, obj, js, min, max, &cfg->member) < 0) return -1;
-  NX_CONFIG_INTEGERS(NX_READ_INTEGER)
-#undef NX_READ_INTEGER
-  NX_CALL(napi_has_named_property(env, obj, "maxInstances", &has));
-  max_given = has;
-  if (!max_given) cfg->max_instances = cfg->workers * 2;
-  NX_CALL(napi_has_named_property(env, obj, "cacheDir", &has));
-  if (has) {
-    NX_CALL(napi_get_named_property(env, obj, "cacheDir", &dir));
-    NX_CALL(napi_typeof(env, dir, &t));
-    if (t == napi_string &&
-        (napi_get_value_string_utf8(env, dir, cfg->cache_dir, sizeof cfg->cache_dir, &len) !=
-             napi_ok ||
-         len + 1 >= sizeof cfg->cache_dir)) {
-      napi_throw_range_error(env, NULL, "config.cacheDir is too long");
-      return -1;
-    }
-  }
-  if (cfg->min_instances > cfg->max_instances) {
-    napi_throw_range_error(env, NULL, "config.minInstances must not exceed config.maxInstances");
-    return -1;
-  }
-  return 0;
-fail:
-  throw_last_error(env, "could not read the config");
-  return -1;
-}
-
-/* Copies the bytes of a Buffer or Uint8Array: 0, -1 not one, -2 no memory. */
-static int copy_bytes(napi_env env, napi_value v, uint8_t **out, size_t *len) {
-  bool is_buf = false, is_ta = false;
-  void *data = NULL;
-  *out = NULL;
-  *len = 0;
-  if (napi_is_buffer(env, v, &is_buf) != napi_ok) return -1;
-  if (is_buf) {
-    if (napi_get_buffer_info(env, v, &data, len) != napi_ok) return -1;
-  } else {
-    napi_typedarray_type type;
-    size_t offset;
-    napi_value ab;
-    if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta ||
-        napi_get_typedarray_info(env, v, &type, len, &data, &ab, &offset) != napi_ok ||
-        type != napi_uint8_array)
-      return -1;
-  }
-  *out = malloc(*len ? *len : 1);
-  if (*out == NULL) return -2;
-  if (*len) memcpy(*out, data, *len);
-  return 0;
-}
-
-/* A JS string as a malloc'd UTF-8 copy: 0, -1 not a string, -2 no memory. */
-static int copy_string(napi_env env, napi_value v, char **out, size_t *len) {
-  size_t got = 0;
-  *out = NULL;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, len) != napi_ok) return -1;
-  *out = malloc(*len + 1);
-  if (*out == NULL) return -2;
-  if (napi_get_value_string_utf8(env, v, *out, *len + 1, &got) != napi_ok) return -1;
-  return 0;
-}
-
 /* ---- methods ------------------------------------------------------------------ */
 
 /* new Runtime(config) */
@@ -368,7 +255,7 @@ static napi_value addon_new(napi_env env, napi_callback_info info) {
   NX_CALL(napi_get_cb_info(env, info, &argc, argv, &self, NULL));
   if (argc >= 1) NX_CALL(napi_typeof(env, argv[0], &t));
   NX_ASSERT(t == napi_object, type, "Runtime(config): config must be an object");
-  if (read_config(env, argv[0], &cfg) != 0) return NULL;
+  if (nx_args_config(env, argv[0], &cfg) != 0) return NULL;
   a = calloc(1, sizeof *a);
   NX_ASSERT(a != NULL, range, "out of memory");
   a->env = env;
@@ -388,7 +275,7 @@ static napi_value addon_new(napi_env env, napi_callback_info info) {
       napi_create_reference(env, self, 0, &a->self) != napi_ok) {
     teardown(a, 0);
     free(a);
-    throw_last_error(env, "could not wrap the runtime");
+    nx_args_throw_last(env, "could not wrap the runtime");
     return NULL;
   }
   NX_CALL(napi_add_env_cleanup_hook(env, env_cleanup, a));
@@ -398,7 +285,7 @@ fail:
     if (a->tsfn) napi_release_threadsafe_function(a->tsfn, napi_tsfn_abort);
     free(a);
   }
-  throw_last_error(env, "could not create the runtime");
+  nx_args_throw_last(env, "could not create the runtime");
   return NULL;
 }
 
@@ -427,14 +314,14 @@ static napi_value addon_execute(napi_env env, napi_callback_info info) {
   if (job == NULL) goto oom;
   job->mode = (nx_exec_mode_t)mode;
   job->timeout_ms = (uint32_t)timeout;
-  rc = copy_bytes(env, argv[1], &job->context, &job->context_len);
+  rc = nx_args_bytes(env, argv[1], &job->context, &job->context_len);
   if (rc == -2) goto oom;
   if (rc != 0) {
     nx_job_free(job);
     NX_ASSERT(0, type, "execute(code, context, timeoutMs): context must be a Buffer");
   }
-  rc = mode == 1 ? copy_bytes(env, argv[0], (uint8_t **)&job->code, &job->code_len)
-                 : copy_string(env, argv[0], &job->code, &job->code_len);
+  rc = mode == 1 ? nx_args_bytes(env, argv[0], (uint8_t **)&job->code, &job->code_len)
+                 : nx_args_string(env, argv[0], &job->code, &job->code_len);
   if (rc == -2) goto oom;
   if (rc != 0) {
     nx_job_free(job);
@@ -452,69 +339,8 @@ oom:
   return NULL;
 fail:
   nx_job_free(job);
-  throw_last_error(env, "execute failed");
+  nx_args_throw_last(env, "execute failed");
   return NULL;
-}
-
-/* Reads resume's ids, flags and payload sizes into job; the bytes are
- * copied afterwards. 0, -1 thrown, 1 an id that names nothing. */
-static int read_answers(napi_env env, napi_value *argv, nx_job_t *job,
-                        uint8_t (*ids)[NX_SUSPENSION_ID_BYTES], size_t *total) {
-  uint32_t i;
-  for (i = 0; i < job->nanswers; i++) {
-    napi_value v, ok, buf;
-    char hex[2 * NX_SUSPENSION_ID_BYTES + 2];
-    size_t len = 0;
-    bool flag = false, is_buf = false;
-    void *data;
-    NX_CALL(napi_get_element(env, argv[0], i, &v));
-    if (napi_get_value_string_utf8(env, v, hex, sizeof hex, &len) != napi_ok ||
-        nx_susp_parse_id(hex, len, ids[i]) != 0)
-      return 1;
-    NX_CALL(napi_get_element(env, argv[1], i, &ok));
-    NX_CALL(napi_get_element(env, argv[2], i, &buf));
-    if (napi_get_value_bool(env, ok, &flag) != napi_ok ||
-        napi_is_buffer(env, buf, &is_buf) != napi_ok || !is_buf) {
-      napi_throw_type_error(env, NULL,
-                            "resume(ids, oks, payloads): oks must be booleans and payloads Buffers");
-      return -1;
-    }
-    NX_CALL(napi_get_buffer_info(env, buf, &data, &len));
-    /* Untrusted bytes: validated here, before any call is claimed, so a bad
-     * answer leaves the suspension resumable. */
-    if (nx_mp_validate(data, len, NX_LIMIT_HOST_DEPTH) != 0) {
-      napi_throw_type_error(env, NULL,
-                            "resume: a payload is not one MessagePack value nested at most 32 levels");
-      return -1;
-    }
-    job->answers[i].ok = flag;
-    job->answers[i].len = len;
-    *total += len;
-  }
-  return 0;
-fail:
-  throw_last_error(env, "resume failed");
-  return -1;
-}
-
-/* Copies the payload bytes read_answers() measured. */
-static int copy_answers(napi_env env, napi_value payloads, nx_job_t *job, size_t total) {
-  size_t at = 0, len;
-  uint32_t i;
-  void *data;
-  job->answer_bytes = malloc(total ? total : 1);
-  if (job->answer_bytes == NULL) return -2;
-  for (i = 0; i < job->nanswers; i++) {
-    napi_value buf;
-    if (napi_get_element(env, payloads, i, &buf) != napi_ok ||
-        napi_get_buffer_info(env, buf, &data, &len) != napi_ok ||
-        len != job->answers[i].len) /* changed under us: getters */
-      return -1;
-    memcpy(job->answer_bytes + at, data, len);
-    job->answers[i].bytes = job->answer_bytes + at;
-    at += len;
-  }
-  return 0;
 }
 
 static const char *resume_error(int rc) {
@@ -536,7 +362,6 @@ static napi_value addon_resume(napi_env env, napi_callback_info info) {
   napi_value promise = NULL;
   nx_job_t *job = NULL;
   bool is_array = false;
-  size_t total = 0;
   uint32_t n = 0;
   int rc;
 
@@ -550,15 +375,13 @@ static napi_value addon_resume(napi_env env, napi_callback_info info) {
   if (job == NULL || ids == NULL || (job->answers = calloc(n, sizeof *job->answers)) == NULL)
     goto oom;
   job->nanswers = n;
-  rc = read_answers(env, argv, job, ids, &total);
-  if (rc < 0) goto done;
-  if (rc > 0) {
+  rc = nx_args_answers(env, argv, job, ids);
+  if (rc == -2) goto oom;
+  if (rc == -1) goto done; /* thrown */
+  if (rc == 1) {
     promise = rejected(env, "SUSPENSION_NOT_FOUND", resume_error(NX_RC_NOTFOUND));
     goto done;
   }
-  rc = copy_answers(env, argv[2], job, total);
-  if (rc == -2) goto oom;
-  NX_CALL(rc == 0 ? napi_ok : napi_generic_failure);
   NX_CALL(track(env, a, job, &promise) == 0 ? napi_ok : napi_generic_failure);
   rc = nx_runtime_resume(a->rt, job, (const uint8_t(*)[NX_SUSPENSION_ID_BYTES])ids);
   if (rc == NX_RC_OK) job = NULL; /* queued: its completion settles the promise */
@@ -569,7 +392,7 @@ oom:
   promise = NULL;
   goto done;
 fail:
-  throw_last_error(env, "resume failed");
+  nx_args_throw_last(env, "resume failed");
   promise = NULL;
 done:
   free(ids);
@@ -593,7 +416,7 @@ static napi_value addon_cancel_suspended(napi_env env, napi_callback_info info) 
   NX_CALL(napi_get_boolean(env, found, &result));
   return result;
 fail:
-  throw_last_error(env, "cancelSuspended failed");
+  nx_args_throw_last(env, "cancelSuspended failed");
   return NULL;
 }
 
@@ -648,7 +471,7 @@ static napi_value addon_stats(napi_env env, napi_callback_info info) {
   NX_CALL(napi_set_named_property(env, obj, "executionsByCode", by));
   return obj;
 fail:
-  throw_last_error(env, "stats failed");
+  nx_args_throw_last(env, "stats failed");
   return NULL;
 }
 
@@ -664,7 +487,7 @@ static napi_value addon_prometheus(napi_env env, napi_callback_info info) {
   NX_ASSERT(text != NULL, range, "out of memory");
   if (napi_create_string_utf8(env, text, len, &out) != napi_ok) {
     free(text);
-    throw_last_error(env, "prometheus failed");
+    nx_args_throw_last(env, "prometheus failed");
     return NULL;
   }
   free(text);
@@ -695,7 +518,7 @@ static napi_value addon_shutdown(napi_env env, napi_callback_info info) {
   a->waiters[a->nwaiters++] = d;
   return promise;
 fail:
-  throw_last_error(env, "shutdown failed");
+  nx_args_throw_last(env, "shutdown failed");
   return NULL;
 }
 

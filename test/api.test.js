@@ -46,7 +46,7 @@ test('config: every field is validated', () => {
     [{ enableSIMD: 'yes' }, TypeError, 'config.enableSIMD must be a boolean'],
     [{ enableAOT: 1 }, TypeError, 'config.enableAOT must be a boolean'],
     [{ cacheDir: 3 }, TypeError, 'config.cacheDir must be a non-empty string'],
-    [{ quickjsModulePath: '/tmp/other.wasm' }, Error, /only the built-in engine/],
+    [{ quickjsModulePath: '/tmp/other.wasm' }, RangeError, /only the built-in engine/],
   ];
   for (const [config, type, message] of cases) {
     assert.throws(() => new NexusRuntime(config), (err) => {
