@@ -53,6 +53,7 @@
       'sources': [
         'src/addon.c',
         'src/args.c',
+        'src/blob.c',
         'src/buf.c',
         'src/cache.c',
         'src/cache_disk.c',

@@ -16,26 +16,26 @@
 
 /* Every napi_status is checked: a failed call jumps to the function's one
  * cleanup label. */
-#define NX_CALL(call)                  \
-  do {                                 \
-    if ((call) != napi_ok) goto fail;  \
+#define NX_CALL(call)                 \
+  do {                                \
+    if ((call) != napi_ok) goto fail; \
   } while (0)
 
 /* Throws `kind` (type or range) with `msg` and returns NULL from the
  * calling callback unless `cond` holds. */
-#define NX_ASSERT(cond, kind, msg)              \
-  do {                                          \
-    if (!(cond)) {                              \
+#define NX_ASSERT(cond, kind, msg)               \
+  do {                                           \
+    if (!(cond)) {                               \
       napi_throw_##kind##_error(env, NULL, msg); \
-      return NULL;                              \
-    }                                           \
+      return NULL;                               \
+    }                                            \
   } while (0)
 
 /* The wrapped Runtime and its arguments: declares argc/argv/self/a. */
-#define NX_ARGV(n)                                            \
-  size_t argc = n;                                            \
-  napi_value argv[(n) > 0 ? (n) : 1];                         \
-  nx_addon_t *a = unwrap(env, info, &argc, argv);             \
+#define NX_ARGV(n)                                \
+  size_t argc = n;                                \
+  napi_value argv[(n) > 0 ? (n) : 1];             \
+  nx_addon_t *a = unwrap(env, info, &argc, argv); \
   if (a == NULL) return NULL
 
 /* A promise the JS thread waits for. Linked in the runtime's list until it
@@ -50,8 +50,8 @@ typedef struct {
   napi_env env;
   nx_runtime_t *rt;
   napi_threadsafe_function tsfn;
-  napi_ref self;          /* strong while executions are in flight */
-  nx_link_t pending;      /* nx_pending_t, unsettled */
+  napi_ref self;     /* strong while executions are in flight */
+  nx_link_t pending; /* nx_pending_t, unsettled */
   uint32_t inflight;
   int closing;            /* shutdown() called: refuse new work */
   int closed;             /* runtime stopped, tsfn released */
@@ -203,8 +203,7 @@ static void job_done(nx_job_t *job, void *arg) {
   /* It fails only once the tsfn is released, after every worker has been
    * joined, so never in practice; the job's promise then stays in the
    * pending list (only the JS thread touches it) for teardown to settle. */
-  if (napi_call_threadsafe_function(a->tsfn, job, napi_tsfn_blocking) != napi_ok)
-    nx_job_free(job);
+  if (napi_call_threadsafe_function(a->tsfn, job, napi_tsfn_blocking) != napi_ok) nx_job_free(job);
 }
 
 /* A job the JS thread now waits for, with its promise: while any is in
@@ -358,7 +357,7 @@ static const char *resume_error(int rc) {
  * message. Every id must belong to the same suspended execution. */
 static napi_value addon_resume(napi_env env, napi_callback_info info) {
   NX_ARGV(3);
-  uint8_t (*ids)[NX_SUSPENSION_ID_BYTES] = NULL;
+  uint8_t(*ids)[NX_SUSPENSION_ID_BYTES] = NULL;
   napi_value promise = NULL;
   nx_job_t *job = NULL;
   bool is_array = false;
@@ -384,8 +383,10 @@ static napi_value addon_resume(napi_env env, napi_callback_info info) {
   }
   NX_CALL(track(env, a, job, &promise) == 0 ? napi_ok : napi_generic_failure);
   rc = nx_runtime_resume(a->rt, job, (const uint8_t(*)[NX_SUSPENSION_ID_BYTES])ids);
-  if (rc == NX_RC_OK) job = NULL; /* queued: its completion settles the promise */
-  else untrack(env, a, job, "SUSPENSION_NOT_FOUND", resume_error(rc));
+  if (rc == NX_RC_OK)
+    job = NULL; /* queued: its completion settles the promise */
+  else
+    untrack(env, a, job, "SUSPENSION_NOT_FOUND", resume_error(rc));
   goto done;
 oom:
   napi_throw_error(env, NULL, "out of memory");
@@ -447,8 +448,7 @@ static napi_value addon_stats(napi_env env, napi_callback_info info) {
       set_num(env, obj, "activeInstances", s.active) ||
       set_num(env, obj, "availableInstances", s.idle) ||
       set_num(env, obj, "liveInstances", s.live) ||
-      set_num(env, obj, "queuedExecutions", s.queued) ||
-      set_num(env, obj, "workers", s.workers) ||
+      set_num(env, obj, "queuedExecutions", s.queued) || set_num(env, obj, "workers", s.workers) ||
       set_num(env, obj, "inFlight", a->inflight) ||
       set_num(env, obj, "suspendedExecutions", s.suspended) ||
       set_num(env, obj, "cacheEntries", (double)s.cache_entries) ||

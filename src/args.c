@@ -8,9 +8,9 @@
 #include "mpack.h"
 #include "suspend.h"
 
-#define NX_CALL(call)                  \
-  do {                                 \
-    if ((call) != napi_ok) goto fail;  \
+#define NX_CALL(call)                 \
+  do {                                \
+    if ((call) != napi_ok) goto fail; \
   } while (0)
 
 void nx_args_throw_last(napi_env env, const char *fallback) {
@@ -71,10 +71,9 @@ int nx_args_config(napi_env env, napi_value obj, nx_config_t *cfg) {
   if (has) {
     NX_CALL(napi_get_named_property(env, obj, "cacheDir", &dir));
     NX_CALL(napi_typeof(env, dir, &t));
-    if (t == napi_string &&
-        (napi_get_value_string_utf8(env, dir, cfg->cache_dir, sizeof cfg->cache_dir, &len) !=
-             napi_ok ||
-         len + 1 >= sizeof cfg->cache_dir)) {
+    if (t == napi_string && (napi_get_value_string_utf8(env, dir, cfg->cache_dir,
+                                                        sizeof cfg->cache_dir, &len) != napi_ok ||
+                             len + 1 >= sizeof cfg->cache_dir)) {
       napi_throw_range_error(env, NULL, "config.cacheDir is too long");
       return -1;
     }
@@ -143,16 +142,16 @@ static int read_answers(napi_env env, napi_value *argv, nx_job_t *job,
     NX_CALL(napi_get_element(env, argv[2], i, &buf));
     if (napi_get_value_bool(env, ok, &flag) != napi_ok ||
         napi_is_buffer(env, buf, &is_buf) != napi_ok || !is_buf) {
-      napi_throw_type_error(env, NULL,
-                            "resume(ids, oks, payloads): oks must be booleans and payloads Buffers");
+      napi_throw_type_error(
+          env, NULL, "resume(ids, oks, payloads): oks must be booleans and payloads Buffers");
       return -1;
     }
     NX_CALL(napi_get_buffer_info(env, buf, &data, &len));
     /* Untrusted bytes: validated here, before any call is claimed, so a bad
      * answer leaves the suspension resumable. */
     if (nx_mp_validate(data, len, NX_LIMIT_HOST_DEPTH) != 0) {
-      napi_throw_type_error(env, NULL,
-                            "resume: a payload is not one MessagePack value nested at most 32 levels");
+      napi_throw_type_error(
+          env, NULL, "resume: a payload is not one MessagePack value nested at most 32 levels");
       return -1;
     }
     job->answers[i].ok = flag;

@@ -13,16 +13,16 @@
 #include "mem.h"
 
 typedef struct {
-  uint64_t used;  /* bytes held by every buffer charged to this budget */
+  uint64_t used; /* bytes held by every buffer charged to this budget */
   uint64_t limit;
 } nx_budget_t;
 
 typedef struct {
   char *data;
   size_t size, cap;
-  nx_mem_t *mem;        /* owner of data */
-  nx_budget_t *budget;  /* NULL: not charged */
-  int refused;          /* why a write was refused (sticky), or 0 */
+  nx_mem_t *mem;       /* owner of data */
+  nx_budget_t *budget; /* NULL: not charged */
+  int refused;         /* why a write was refused (sticky), or 0 */
 } nx_buf_t;
 
 enum { NX_BUF_OVER = 1, NX_BUF_NOMEM = 2 };

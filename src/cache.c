@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blob.h"
 #include "cache_disk.h"
 #include "list.h"
 
@@ -29,35 +30,6 @@ struct nx_cache_s {
   nx_cache_disk_t *disk; /* NULL: memory only */
   nx_cache_stats_t stats;
 };
-
-/* ---- blobs -------------------------------------------------------------- */
-
-/* Header and payload in one allocation: one malloc per blob, and the
- * payload can never outlive its refcount. */
-nx_blob_t *nx_blob_new(size_t len) {
-  nx_blob_t *b;
-  if (len > SIZE_MAX - sizeof *b) return NULL;
-  b = malloc(sizeof *b + len);
-  if (b == NULL) return NULL;
-  b->data = (const uint8_t *)(b + 1);
-  b->len = len;
-  b->refs = 1;
-  return b;
-}
-
-uint8_t *nx_blob_bytes(nx_blob_t *b) { return (uint8_t *)(b + 1); }
-
-/* Taking a reference needs no ordering: the caller already holds one (or
- * the lock that protects the table's), so the blob cannot be freed under
- * it. Dropping one must publish our reads before a free elsewhere. */
-nx_blob_t *nx_blob_retain(nx_blob_t *b) {
-  if (b != NULL) __atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
-  return b;
-}
-
-void nx_blob_release(nx_blob_t *b) {
-  if (b != NULL && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) free(b);
-}
 
 /* ---- memory LRU (all under c->lock) ------------------------------------ */
 

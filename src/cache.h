@@ -8,26 +8,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct nx_cache_s nx_cache_t;
+#include "blob.h"
 
-/* An immutable, reference-counted blob. A worker keeps it while executing
- * even if another thread evicts it meanwhile. */
-typedef struct nx_blob_s {
-  const uint8_t *data;
-  size_t len;
-  uint32_t refs; /* private: touch only through retain/release */
-} nx_blob_t;
+typedef struct nx_cache_s nx_cache_t;
 
 typedef enum { NX_CACHE_MISS = 0, NX_CACHE_HIT_MEMORY, NX_CACHE_HIT_DISK } nx_cache_where_t;
 
 typedef struct {
-  uint64_t entries, bytes;               /* memory cache now */
+  uint64_t entries, bytes; /* memory cache now */
   uint64_t hits_memory, hits_disk, misses;
-  uint64_t disk_writes, disk_rejected;   /* files refused: corrupt, truncated, foreign */
-  uint64_t disk_bytes;                   /* estimate of the directory's size */
-  uint64_t evictions;                    /* entries dropped from memory for room */
-  uint64_t disk_write_errors;            /* puts that stayed memory-only (ENOSPC, ...) */
-  uint64_t disk_trims;                   /* trims run by this cache object */
+  uint64_t disk_writes, disk_rejected; /* files refused: corrupt, truncated, foreign */
+  uint64_t disk_bytes;                 /* estimate of the directory's size */
+  uint64_t evictions;                  /* entries dropped from memory for room */
+  uint64_t disk_write_errors;          /* puts that stayed memory-only (ENOSPC, ...) */
+  uint64_t disk_trims;                 /* trims run by this cache object */
 } nx_cache_stats_t;
 
 /* What one memory entry costs beyond its payload, counted against
@@ -68,14 +62,6 @@ nx_blob_t *nx_cache_get(nx_cache_t *c, const uint8_t key[32], nx_cache_where_t *
  * good. Returns a new reference to the stored blob, or NULL on allocation
  * failure. */
 nx_blob_t *nx_cache_put(nx_cache_t *c, const uint8_t key[32], const uint8_t *data, size_t len);
-
-/* A blob of len bytes (to be filled through nx_blob_bytes) holding one
- * reference; NULL when memory ran out. */
-nx_blob_t *nx_blob_new(size_t len);
-uint8_t *nx_blob_bytes(nx_blob_t *b);
-/* Both thread-safe; NULL ok. */
-nx_blob_t *nx_blob_retain(nx_blob_t *b);
-void nx_blob_release(nx_blob_t *b);
 
 void nx_cache_stats(nx_cache_t *c, nx_cache_stats_t *out);
 

@@ -4,6 +4,8 @@
  * it released. */
 #include "cache_disk.h"
 
+#include "blob.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,16 +22,16 @@
 #include "sha256.h"
 #include "util.h"
 
-#define NX_NAME_LEN 68u        /* 64 hex digits + ".nxc" */
+#define NX_NAME_LEN 68u /* 64 hex digits + ".nxc" */
 #define NX_TMP_PREFIX ".tmp-"
-#define NX_TMP_NAME_LEN 48u    /* ".tmp-" pid "-" 16 hex, with room to spare */
-#define NX_STALE_TEMP_S 60     /* a writer holds its temp file far less */
+#define NX_TMP_NAME_LEN 48u /* ".tmp-" pid "-" 16 hex, with room to spare */
+#define NX_STALE_TEMP_S 60  /* a writer holds its temp file far less */
 
 struct nx_cache_disk_s {
   pthread_mutex_t lock;
   int dirfd;
-  uint64_t max_bytes;  /* 0: unbounded */
-  int trimming;        /* a thread of this cache is trimming the directory */
+  uint64_t max_bytes; /* 0: unbounded */
+  int trimming;       /* a thread of this cache is trimming the directory */
   uint64_t written_during_trim;
   nx_cache_stats_t stats; /* the disk_* fields */
 };
@@ -40,8 +42,8 @@ typedef struct {
   struct timespec mtime;
 } nx_file_t;
 
-__attribute__((format(printf, 3, 4)))
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...) {
   va_list ap;
   if (err == NULL || errlen == 0) return;
   va_start(ap, fmt);
@@ -110,8 +112,8 @@ static void forget_file(int dirfd, const char *name, int fd) {
 /* Reads and verifies key's file. *size gets the size of a rejected file,
  * for the directory estimate. Failures that say nothing about the file
  * (EMFILE, ENOMEM, EACCES) are plain misses and leave it alone. */
-static nx_cache_disk_status_t disk_read(nx_cache_disk_t *d, const uint8_t key[32],
-                                        nx_blob_t **out, uint64_t *size) {
+static nx_cache_disk_status_t disk_read(nx_cache_disk_t *d, const uint8_t key[32], nx_blob_t **out,
+                                        uint64_t *size) {
   char name[NX_NAME_LEN + 1];
   uint8_t hdr[NX_CACHE_HEADER_LEN], sum[32];
   nx_cache_disk_status_t rc = NX_CACHE_DISK_REJECTED;
@@ -191,7 +193,8 @@ static int disk_write(nx_cache_disk_t *d, const uint8_t key[32], const uint8_t *
   nx_util_le64_put(hdr + 8, len);
   checksum(key, data, len, hdr + 16);
   fd = open_temp(d->dirfd, tmp);
-  if (fd < 0 || nx_util_write_full(fd, hdr, sizeof hdr) != 0 || nx_util_write_full(fd, data, len) != 0)
+  if (fd < 0 || nx_util_write_full(fd, hdr, sizeof hdr) != 0 ||
+      nx_util_write_full(fd, data, len) != 0)
     goto fail;
   if (close(fd) != 0) { /* NFS reports write errors here */
     fd = -1;
@@ -298,7 +301,7 @@ static int trim_dir(nx_cache_disk_t *d, uint64_t *total) {
   if (scan_dir(d->dirfd, &files, &n, total) != 0) return -1;
   if (*total > d->max_bytes && n > 0) {
     qsort(files, n, sizeof *files, older_first);
-    for (i = 0; i < n && *total > target; i++)
+    for (i = 0; i<n && * total> target; i++)
       if (unlinkat(d->dirfd, files[i].name, 0) == 0 || errno == ENOENT) *total -= files[i].size;
   }
   free(files);
@@ -322,7 +325,8 @@ void nx_cache_disk_store(nx_cache_disk_t *d, const uint8_t key[32], const uint8_
     d->stats.disk_writes++;
     d->stats.disk_bytes -= replaced < d->stats.disk_bytes ? replaced : d->stats.disk_bytes;
     d->stats.disk_bytes += added;
-    if (d->trimming) d->written_during_trim += added;
+    if (d->trimming)
+      d->written_during_trim += added;
     else if (d->max_bytes != 0 && d->stats.disk_bytes > d->max_bytes) {
       d->trimming = 1;
       d->written_during_trim = 0;
@@ -354,7 +358,7 @@ static int make_dirs(const char *dir, char *err, size_t errlen) {
     set_err(err, errlen, "out of memory");
     goto fail;
   }
-  for (p = path + 1; ; p++) {
+  for (p = path + 1;; p++) {
     char saved = *p;
     if (saved != '/' && saved != '\0') continue;
     *p = '\0';
@@ -401,11 +405,9 @@ static int open_dir(nx_cache_disk_t *d, const char *dir, char *err, size_t errle
   return 0;
 }
 
-
 /* ---- public ------------------------------------------------------------- */
 
-nx_cache_disk_t *nx_cache_disk_open(const char *dir, uint64_t max_bytes, char *err,
-                                    size_t errlen) {
+nx_cache_disk_t *nx_cache_disk_open(const char *dir, uint64_t max_bytes, char *err, size_t errlen) {
   nx_cache_disk_t *d = calloc(1, sizeof *d);
   if (d == NULL) {
     set_err(err, errlen, "out of memory");

@@ -13,15 +13,14 @@
 typedef struct nx_cache_disk_s nx_cache_disk_t;
 
 typedef enum {
-  NX_CACHE_DISK_ABSENT,   /* no file, or none that could be read (EMFILE, ENOMEM, ...) */
+  NX_CACHE_DISK_ABSENT, /* no file, or none that could be read (EMFILE, ENOMEM, ...) */
   NX_CACHE_DISK_OK,
   NX_CACHE_DISK_REJECTED, /* a file that failed a check: removed */
 } nx_cache_disk_status_t;
 
 /* Creates dir (and its parents, mode 0700) when missing; it must be
  * writable. max_bytes 0: unbounded. NULL with a message in err. */
-nx_cache_disk_t *nx_cache_disk_open(const char *dir, uint64_t max_bytes, char *err,
-                                    size_t errlen);
+nx_cache_disk_t *nx_cache_disk_open(const char *dir, uint64_t max_bytes, char *err, size_t errlen);
 void nx_cache_disk_close(nx_cache_disk_t *d);
 /* *out gets a new blob when the status is NX_CACHE_DISK_OK. */
 nx_cache_disk_status_t nx_cache_disk_read(nx_cache_disk_t *d, const uint8_t key[32],

@@ -15,8 +15,7 @@ static const char *const prefixes[NX_CAP__COUNT] = {
 
 const char *nx_caps_prefix(nx_cap_family_t family) { return prefixes[family]; }
 
-static int classify(const char *s, size_t len, nx_cap_family_t *family,
-                    size_t *name_at) {
+static int classify(const char *s, size_t len, nx_cap_family_t *family, size_t *name_at) {
   int f;
   for (f = 0; f < NX_CAP__COUNT; f++) {
     size_t plen = strlen(prefixes[f]);
@@ -74,13 +73,11 @@ void nx_caps_free(nx_caps_t *caps) {
   memset(caps, 0, sizeof *caps);
 }
 
-int nx_caps_allows(const nx_caps_t *caps, nx_cap_family_t family,
-                   const char *name, size_t len) {
+int nx_caps_allows(const nx_caps_t *caps, nx_cap_family_t family, const char *name, size_t len) {
   size_t i;
   if (caps->wildcard[family]) return 1;
   for (i = 0; i < caps->count[family]; i++)
-    if (caps->names[family][i].len == len &&
-        memcmp(caps->names[family][i].name, name, len) == 0)
+    if (caps->names[family][i].len == len && memcmp(caps->names[family][i].name, name, len) == 0)
       return 1;
   return 0;
 }

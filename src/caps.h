@@ -30,8 +30,7 @@ typedef struct {
  * on allocation failure. */
 int nx_caps_parse(nx_caps_t *caps, const msgpack_object *tokens);
 void nx_caps_free(nx_caps_t *caps);
-int nx_caps_allows(const nx_caps_t *caps, nx_cap_family_t family,
-                   const char *name, size_t len);
+int nx_caps_allows(const nx_caps_t *caps, nx_cap_family_t family, const char *name, size_t len);
 /* "state:read:" etc., for messages naming the missing token. */
 const char *nx_caps_prefix(nx_cap_family_t family);
 

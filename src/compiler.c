@@ -80,7 +80,8 @@ const char *nx_compiler_unpack(const char *engine, const uint8_t *buf, size_t le
   if (len - FIXED - elen < blen) return "truncated: the bytecode is shorter than the header says";
   if (len - FIXED - elen > blen) return "altered: bytes after the end of the bytecode";
   checksum(buf, len, digest);
-  if (memcmp(digest, buf + SUM_AT, 32) != 0) return "altered: the buffer does not match its checksum";
+  if (memcmp(digest, buf + SUM_AT, 32) != 0)
+    return "altered: the buffer does not match its checksum";
   *bc = buf + FIXED + elen;
   *bc_len = blen;
   return NULL;

@@ -20,7 +20,7 @@ uint64_t nx_config_memory_reserve(const nx_config_t *cfg) {
 }
 
 uint32_t nx_config_wasm_depth(const nx_config_t *cfg) {
-  uint64_t usable = cfg->stack_size > (512u << 10) ? cfg->stack_size - (256u << 10)
-                                                   : cfg->stack_size / 2;
+  uint64_t usable =
+      cfg->stack_size > (512u << 10) ? cfg->stack_size - (256u << 10) : cfg->stack_size / 2;
   return (uint32_t)(usable / 768);
 }

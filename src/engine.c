@@ -58,8 +58,7 @@ static int parse_context(nx_exec_t *ex) {
 }
 
 /* Decodes context.args / context.scope into a guest value; missing -> {}. */
-static int decode_field(nx_exec_t *ex, const msgpack_object *o, const char *root,
-                        nx_jsval_t *out) {
+static int decode_field(nx_exec_t *ex, const msgpack_object *o, const char *root, nx_jsval_t *out) {
   nx_sandbox_t *sb = ex->sb;
   nx_path_t path;
   char err[300];
@@ -71,8 +70,10 @@ static int decode_field(nx_exec_t *ex, const msgpack_object *o, const char *root
     nx_path_set(&path, root);
     st = nx_mp_decode(sb, o, out, &path, err, sizeof err);
   }
-  if (st == NX_MP_UNCROSSABLE) nx_failure_set(ex, NX_E_EXECUTION_ERROR, err);
-  else if (st == NX_MP_GUEST) nx_failure_from_exception(ex, NX_E_EXECUTION_ERROR);
+  if (st == NX_MP_UNCROSSABLE)
+    nx_failure_set(ex, NX_E_EXECUTION_ERROR, err);
+  else if (st == NX_MP_GUEST)
+    nx_failure_from_exception(ex, NX_E_EXECUTION_ERROR);
   return st == NX_MP_OK ? NX_RC_OK : NX_RC_GUEST;
 }
 
@@ -236,8 +237,7 @@ static nx_status_t finish_segment(nx_exec_t *ex) {
                        "Handler never settled: it awaited a promise that nothing can resolve");
       }
       break;
-    default:
-      nx_failure_set(ex, NX_E_INTERNAL_ERROR, "run() did not return a promise");
+    default: nx_failure_set(ex, NX_E_INTERNAL_ERROR, "run() did not return a promise");
   }
   ex->phase = NX_PHASE_CLOSED;
   return status;
@@ -245,8 +245,7 @@ static nx_status_t finish_segment(nx_exec_t *ex) {
 
 /* The part of a segment that runs guest code. Kept out of nx_engine_run so
  * no local lives across its setjmp: everything it leaves is in `ex`. */
-static nx_status_t run_guarded(nx_exec_t *ex, int first, const nx_answer_t *answers,
-                               uint32_t n) {
+static nx_status_t run_guarded(nx_exec_t *ex, int first, const nx_answer_t *answers, uint32_t n) {
   nx_sandbox_t *sb = ex->sb;
   nx_status_t status = NX_STATUS_ERROR;
 
@@ -316,8 +315,7 @@ static int build_result(nx_exec_t *ex, nx_status_t *status, uint64_t duration_us
     nx_failure_set(ex, NX_E_INTERNAL_ERROR, "host out of memory");
     *status = NX_STATUS_ERROR;
   }
-  if (nx_result_finish(ex, *status, duration_us, compile_us, out, out_len) == 0)
-    return NX_RC_OK;
+  if (nx_result_finish(ex, *status, duration_us, compile_us, out, out_len) == 0) return NX_RC_OK;
   /* Not even the result could be built: the execution cannot go on. */
   *status = NX_STATUS_ERROR;
   if (ex->fail.code == NX_OK) nx_failure_set(ex, NX_E_INTERNAL_ERROR, "host out of memory");
@@ -432,6 +430,4 @@ void nx_engine_exec_free(nx_exec_t *ex) {
 nx_sandbox_t *nx_engine_sandbox(const nx_exec_t *ex) { return ex->sb; }
 uint32_t nx_engine_calls(const nx_exec_t *ex) { return ex->ncalls; }
 const uint8_t *nx_engine_call_id(const nx_exec_t *ex, uint32_t call) { return ex->calls[call].id; }
-int nx_engine_call_pending(const nx_exec_t *ex, uint32_t call) {
-  return !ex->calls[call].answered;
-}
+int nx_engine_call_pending(const nx_exec_t *ex, uint32_t call) { return !ex->calls[call].answered; }

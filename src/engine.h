@@ -27,9 +27,9 @@ typedef enum {
 /* Shared by every execution of a runtime; read-only once built. */
 typedef struct {
   const nx_config_t *cfg;
-  nx_cache_t *cache;         /* bytecode by source: memory and disk */
+  nx_cache_t *cache;           /* bytecode by source: memory and disk */
   char tag[NX_ENGINE_TAG_MAX]; /* engine tag (compiler.h) */
-  uint32_t heap_used_offset; /* of JSRuntime's malloc_size; 0: unknown */
+  uint32_t heap_used_offset;   /* of JSRuntime's malloc_size; 0: unknown */
 } nx_engine_t;
 
 /* The host's answer to one pending call: MessagePack of the value, or of
@@ -52,7 +52,7 @@ typedef struct {
   nx_error_code_t code; /* NX_OK unless status is NX_STATUS_ERROR */
   uint64_t duration_us; /* this segment's */
   uint64_t compile_us;
-  int cache;            /* -1: not asked; 0: miss; 1: hit (first segment only) */
+  int cache;                     /* -1: not asked; 0: miss; 1: hit (first segment only) */
   const nx_host_count_t *counts; /* valid until the next segment */
   uint32_t ncounts;
 } nx_exec_outcome_t;

@@ -1,10 +1,9 @@
 /* Names of the error codes and statuses as results and metrics show them. */
 #include "errors.h"
 
-static const char *const error_names[NX_E__COUNT] = {
-    [NX_OK] = "OK",
+static const char *const error_names[NX_E__COUNT] = {[NX_OK] = "OK",
 #define NX_ERROR_NAME(name) [NX_E_##name] = #name,
-    NX_ERROR_CODES(NX_ERROR_NAME)
+                                                     NX_ERROR_CODES(NX_ERROR_NAME)
 #undef NX_ERROR_NAME
 };
 

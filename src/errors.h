@@ -11,7 +11,7 @@ typedef enum {
 #define NX_ERROR_ENUM(name) NX_E_##name,
   NX_ERROR_CODES(NX_ERROR_ENUM)
 #undef NX_ERROR_ENUM
-  NX_E__COUNT
+      NX_E__COUNT
 } nx_error_code_t;
 
 /* How one result (a start or a resume) of an execution ended. */
@@ -19,7 +19,7 @@ typedef enum {
 #define NX_STATUS_ENUM(name, text) NX_STATUS_##name,
   NX_STATUSES(NX_STATUS_ENUM)
 #undef NX_STATUS_ENUM
-  NX_STATUS__COUNT
+      NX_STATUS__COUNT
 } nx_status_t;
 
 /* Failures of C functions that return an int. */

@@ -30,10 +30,10 @@ typedef enum {
 /* One $ext call: made by hostcalls.c, answered through nx_host_answer(). */
 typedef struct {
   uint8_t id[NX_SUSPENSION_ID_BYTES];
-  char *ext, *method;    /* NUL-terminated, in the execution's memory */
-  uint8_t *args;         /* MessagePack array, copied at call time */
+  char *ext, *method; /* NUL-terminated, in the execution's memory */
+  uint8_t *args;      /* MessagePack array, copied at call time */
   size_t args_len;
-  uint64_t charge;       /* result bytes its entry takes while pending */
+  uint64_t charge; /* result bytes its entry takes while pending */
   uint8_t answered;
 } nx_ext_call_t;
 
@@ -43,9 +43,9 @@ struct nx_exec_s {
   const nx_engine_t *engine;
   const nx_config_t *cfg;
   nx_exec_mode_t mode;
-  char *code;               /* the source, or the precompiled buffer */
+  char *code; /* the source, or the precompiled buffer */
   size_t code_len;
-  uint8_t *context;         /* msgpack-c objects point into these bytes */
+  uint8_t *context; /* msgpack-c objects point into these bytes */
   size_t context_len;
   /* Every host byte of this execution: freed by nx_engine_exec_free,
    * whatever way its segments ended. `seg` holds one segment's
@@ -55,21 +55,21 @@ struct nx_exec_s {
   msgpack_unpacked answer;  /* the host answer being decoded */
   const msgpack_object *args, *scope, *registry;
   nx_caps_t caps;
-  int started;              /* the first segment ran */
-  nx_jsval_t promise;       /* the handler's promise while suspended */
+  int started;                 /* the first segment ran */
+  nx_jsval_t promise;          /* the handler's promise while suspended */
   uint64_t timeout_ns, run_ns; /* run time allowed and used so far */
-  uint64_t start_ns;        /* of the current segment */
+  uint64_t start_ns;           /* of the current segment */
   uint64_t interrupts0;
   uint64_t compile_us;
   nx_phase_t phase;
-  nx_budget_t budget;       /* this segment's result bytes: config.maxResultBytes */
-  nx_buf_t retval;          /* returnValue (or the precompiled buffer) */
-  nx_buf_t mutations;       /* stateMutations, from state.c */
+  nx_budget_t budget; /* this segment's result bytes: config.maxResultBytes */
+  nx_buf_t retval;    /* returnValue (or the precompiled buffer) */
+  nx_buf_t mutations; /* stateMutations, from state.c */
 
   /* loader.c */
-  nx_blob_t *blob;          /* cached bytecode being read into the sandbox */
-  int cache_hit;            /* the bytecode came from the compile cache */
-  int cache_lookup;         /* the cache was asked (source mode) */
+  nx_blob_t *blob;  /* cached bytecode being read into the sandbox */
+  int cache_hit;    /* the bytecode came from the compile cache */
+  int cache_lookup; /* the cache was asked (source mode) */
 
   /* failure.c */
   nx_failure_t fail;
@@ -83,10 +83,10 @@ struct nx_exec_s {
   /* hostcalls.c */
   nx_ext_call_t *calls;
   uint32_t ncalls, calls_cap, nanswered;
-  nx_host_count_t *counts;  /* this segment's host calls by metric name */
+  nx_host_count_t *counts; /* this segment's host calls by metric name */
   uint32_t ncounts, counts_cap;
-  uint64_t host_calls;      /* all segments, against config.maxHostCalls */
-  uint8_t in_host;          /* a host function runs: refuse re-entry */
+  uint64_t host_calls; /* all segments, against config.maxHostCalls */
+  uint8_t in_host;     /* a host function runs: refuse re-entry */
 };
 
 #endif

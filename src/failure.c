@@ -59,8 +59,10 @@ static int describe(nx_exec_t *ex, nx_jsval_t v, int is_error, char *out[4]) {
   for (i = 0; i < 4; i++) out[i] = NULL;
   arr = nx_sandbox_call(sb, sb->describe, args, 2);
   if (nx_jsval_tag(arr) != NX_TAG_OBJECT) {
-    if (nx_jsval_tag(arr) == NX_TAG_EXCEPTION) nx_sandbox_drop_exception(sb);
-    else nx_sandbox_free_value(sb, arr);
+    if (nx_jsval_tag(arr) == NX_TAG_EXCEPTION)
+      nx_sandbox_drop_exception(sb);
+    else
+      nx_sandbox_free_value(sb, arr);
     return -1;
   }
   /* An array literal of the bootstrap's: its elements are own data
@@ -104,8 +106,8 @@ static char *handler_stack(nx_exec_t *ex, const char *stack, uint32_t *line, uin
           *line = (uint32_t)l;
           *column = (uint32_t)c;
         }
-        n += (size_t)snprintf(out + n, cap - n, "%s%.*s%lu:%lu%.*s", n ? "\n" : "",
-                              (int)(num - p), p, l, c, (int)(len - (size_t)(rest - p)), rest);
+        n += (size_t)snprintf(out + n, cap - n, "%s%.*s%lu:%lu%.*s", n ? "\n" : "", (int)(num - p),
+                              p, l, c, (int)(len - (size_t)(rest - p)), rest);
         if (n >= cap) n = cap - 1;
       }
     }
@@ -174,7 +176,8 @@ void nx_failure_from_value(nx_exec_t *ex, nx_jsval_t thrown, nx_error_code_t fal
   if (describe(ex, thrown, is_error, s) != 0) {
     /* Out of memory, most likely: collect and try once more. */
     Q(JS_RunGC)(&sb->inst, sb->qrt);
-    if (!sb->interrupted && describe(ex, thrown, is_error, s) != 0) s[0] = s[1] = s[2] = s[3] = NULL;
+    if (!sb->interrupted && describe(ex, thrown, is_error, s) != 0)
+      s[0] = s[1] = s[2] = s[3] = NULL;
   }
   if (sb->interrupted) { /* a getter ran into the deadline */
     nx_failure_timeout(ex);
@@ -209,8 +212,7 @@ void nx_failure_from_exception(nx_exec_t *ex, nx_error_code_t fallback) {
 
 /* ---- errors thrown into the guest --------------------------------------- */
 
-void nx_failure_throw(nx_sandbox_t *sb, nx_error_code_t code, int type_error,
-                      const char *message) {
+void nx_failure_throw(nx_sandbox_t *sb, nx_error_code_t code, int type_error, const char *message) {
   nx_wasm_instance_t *in = &sb->inst;
   nx_exec_t *ex = sb->exec;
   nx_jsval_t args[3], err = NX_EXCEPTION;

@@ -19,7 +19,7 @@ typedef struct {
   /* This segment's failure; strings in the segment's memory. */
   nx_error_code_t code; /* NX_OK while the segment has not failed */
   char *message;
-  char *stack;          /* handler frames only, lines relative to its source */
+  char *stack;           /* handler frames only, lines relative to its source */
   uint32_t line, column; /* 1-based; 0 when unknown */
   /* A limit hit: the execution ends with it (message in execution memory). */
   nx_error_code_t fatal;
@@ -45,8 +45,7 @@ void nx_failure_from_exception(nx_exec_t *ex, nx_error_code_t fallback);
 
 /* Throws an Error (TypeError with type_error) carrying `code` as .code
  * inside the guest; EXECUTION_ERROR carries none. */
-void nx_failure_throw(nx_sandbox_t *sb, nx_error_code_t code, int type_error,
-                      const char *message);
+void nx_failure_throw(nx_sandbox_t *sb, nx_error_code_t code, int type_error, const char *message);
 /* Ends the execution with `code`: records it, throws an uncatchable error
  * and makes every later interrupt check stop the guest. */
 void nx_failure_fatal(nx_sandbox_t *sb, nx_error_code_t code, const char *message);

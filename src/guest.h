@@ -35,14 +35,14 @@ enum {
 
 /* quickjs.h constants the host passes to or reads from the engine, all in
  * one place. */
-#define NX_PROP_C_W_E 7          /* JS_PROP_CONFIGURABLE | WRITABLE | ENUMERABLE */
-#define NX_PROP_TMASK (3 << 4)   /* JS_PROP_TMASK: the kind of property */
-#define NX_PROP_GETSET (1 << 4)  /* JS_PROP_GETSET: an accessor */
-#define NX_GPN_STRING_MASK 1     /* JS_GPN_STRING_MASK */
-#define NX_GPN_ENUM_ONLY 16      /* JS_GPN_ENUM_ONLY */
+#define NX_PROP_C_W_E 7               /* JS_PROP_CONFIGURABLE | WRITABLE | ENUMERABLE */
+#define NX_PROP_TMASK (3 << 4)        /* JS_PROP_TMASK: the kind of property */
+#define NX_PROP_GETSET (1 << 4)       /* JS_PROP_GETSET: an accessor */
+#define NX_GPN_STRING_MASK 1          /* JS_GPN_STRING_MASK */
+#define NX_GPN_ENUM_ONLY 16           /* JS_GPN_ENUM_ONLY */
 #define NX_EVAL_COMPILE_ONLY (1 << 5) /* JS_EVAL_FLAG_COMPILE_ONLY */
-#define NX_WRITE_OBJ_BYTECODE 1  /* JS_WRITE_OBJ_BYTECODE */
-#define NX_READ_OBJ_BYTECODE 1   /* JS_READ_OBJ_BYTECODE */
+#define NX_WRITE_OBJ_BYTECODE 1       /* JS_WRITE_OBJ_BYTECODE */
+#define NX_READ_OBJ_BYTECODE 1        /* JS_READ_OBJ_BYTECODE */
 /* Array indices below 2^31 - 1 are "tagged int" atoms: no allocation,
  * nothing to free. Checked once per sandbox (sandbox.c). */
 #define NX_ATOM_TAG_INT (1u << 31)
@@ -72,7 +72,10 @@ static inline int nx_jsval_tag(nx_jsval_t v) {
 }
 
 static inline double nx_jsval_float64(nx_jsval_t v) {
-  union { uint64_t u; double d; } u;
+  union {
+    uint64_t u;
+    double d;
+  } u;
   u.u = v + ((uint64_t)NX_FLOAT64_TAG_ADDEND << 32);
   return u.d;
 }
@@ -90,22 +93,19 @@ static inline int nx_jsval_has_ref(nx_jsval_t v) {
 #define Q(fn) Z_qjsZ_##fn
 
 /* NULL when [off, off+len) is not inside the guest's memory. */
-static inline uint8_t *nx_guest_bytes(nx_wasm_instance_t *inst, uint32_t off,
-                                      uint64_t len) {
+static inline uint8_t *nx_guest_bytes(nx_wasm_instance_t *inst, uint32_t off, uint64_t len) {
   if ((uint64_t)off + len > inst->w2c_memory.size) return NULL;
   return inst->w2c_memory.data + off;
 }
 
-static inline int nx_guest_read_u32(nx_wasm_instance_t *inst, uint32_t off,
-                                    uint32_t *out) {
+static inline int nx_guest_read_u32(nx_wasm_instance_t *inst, uint32_t off, uint32_t *out) {
   uint8_t *p = nx_guest_bytes(inst, off, 4);
   if (p == NULL) return -1;
   memcpy(out, p, 4);
   return 0;
 }
 
-static inline int nx_guest_read_u64(nx_wasm_instance_t *inst, uint32_t off,
-                                    uint64_t *out) {
+static inline int nx_guest_read_u64(nx_wasm_instance_t *inst, uint32_t off, uint64_t *out) {
   uint8_t *p = nx_guest_bytes(inst, off, 8);
   if (p == NULL) return -1;
   memcpy(out, p, 8);

@@ -23,11 +23,16 @@
 #include "util.h"
 
 const char *const nx_host_names[NX_HOST__COUNT + 1] = {
-    [NX_HOST_STATE_GET] = "stateGet", [NX_HOST_STATE_SET] = "stateSet",
-    [NX_HOST_STATE_DELETE] = "stateDelete", [NX_HOST_STATE_HAS] = "stateHas",
-    [NX_HOST_STATE_KEYS] = "stateKeys", [NX_HOST_EMIT] = "emit",
-    [NX_HOST_VIEW] = "view", [NX_HOST_LOG] = "log",
-    [NX_HOST_EXT_CALL] = "extCall", [NX_HOST_KIND] = "kind",
+    [NX_HOST_STATE_GET] = "stateGet",
+    [NX_HOST_STATE_SET] = "stateSet",
+    [NX_HOST_STATE_DELETE] = "stateDelete",
+    [NX_HOST_STATE_HAS] = "stateHas",
+    [NX_HOST_STATE_KEYS] = "stateKeys",
+    [NX_HOST_EMIT] = "emit",
+    [NX_HOST_VIEW] = "view",
+    [NX_HOST_LOG] = "log",
+    [NX_HOST_EXT_CALL] = "extCall",
+    [NX_HOST_KIND] = "kind",
     [NX_HOST__COUNT] = NULL,
 };
 
@@ -125,11 +130,10 @@ static void string_free(nx_sandbox_t *sb, char *s, const char *buf) {
   if (s) nx_sandbox_string_free(&sb->exec->seg, s, buf);
 }
 
-static void throw_missing(nx_sandbox_t *sb, nx_cap_family_t family, const char *name,
-                          size_t len) {
+static void throw_missing(nx_sandbox_t *sb, nx_cap_family_t family, const char *name, size_t len) {
   char msg[400];
-  snprintf(msg, sizeof msg, "Permission denied: missing capability %s%.*s",
-           nx_caps_prefix(family), (int)(len > 200 ? 200 : len), name);
+  snprintf(msg, sizeof msg, "Permission denied: missing capability %s%.*s", nx_caps_prefix(family),
+           (int)(len > 200 ? 200 : len), name);
   nx_failure_throw(sb, NX_E_PERMISSION_DENIED, 0, msg);
 }
 
@@ -149,8 +153,8 @@ static uint32_t state_keys(nx_sandbox_t *sb) {
     p = nx_sandbox_put(sb, k->name, k->len);
     str = p ? Q(JS_NewStringLen)(&sb->inst, sb->ctx, p, k->len) : NX_EXCEPTION;
     if (nx_jsval_tag(str) == NX_TAG_EXCEPTION ||
-        (int32_t)Q(JS_DefinePropertyValueUint32)(&sb->inst, sb->ctx, arr, n++, str,
-                                                 NX_PROP_C_W_E) < 0) {
+        (int32_t)Q(JS_DefinePropertyValueUint32)(&sb->inst, sb->ctx, arr, n++, str, NX_PROP_C_W_E) <
+            0) {
       nx_sandbox_free_value(sb, arr);
       return 0;
     }
@@ -185,9 +189,7 @@ static uint32_t call_state(nx_sandbox_t *sb, nx_host_fn_t fn, const nx_jsval_t *
     case NX_HOST_STATE_GET:
       if (k && nx_state_load(ex, k, &result) != 0) goto done;
       break;
-    case NX_HOST_STATE_HAS:
-      result = NX_BOOL(nx_state_exists(k));
-      break;
+    case NX_HOST_STATE_HAS: result = NX_BOOL(nx_state_exists(k)); break;
     case NX_HOST_STATE_SET:
       if (k == NULL && (k = nx_state_add(ex, name, len)) == NULL) goto oom;
       nx_state_set(ex, k, a[1]);
@@ -429,8 +431,8 @@ static uint32_t call_ext(nx_sandbox_t *sb, const nx_jsval_t *a) {
     nx_failure_throw(sb, NX_E_EXECUTION_ERROR, 1, "$ext: not a registered extension method");
     goto done;
   }
-  snprintf(path, sizeof path, "$ext.%.*s.%.*s() arguments", (int)(nlen > 100 ? 100 : nlen),
-           name, (int)(mlen > 100 ? 100 : mlen), method);
+  snprintf(path, sizeof path, "$ext.%.*s.%.*s() arguments", (int)(nlen > 100 ? 100 : nlen), name,
+           (int)(mlen > 100 ? 100 : mlen), method);
   /* The call is listed in every result until it is answered: a suspended
    * result must always fit the budget. */
   if (CALL_OVERHEAD + nlen + mlen > ex->budget.limit - ex->budget.used) {
@@ -464,9 +466,7 @@ static uint32_t dispatch(nx_sandbox_t *sb, nx_host_fn_t fn, const nx_jsval_t *a)
     case NX_HOST_LOG: return call_log(sb, a);
     case NX_HOST_EXT_CALL: return call_ext(sb, a);
     case NX_HOST_KIND: return call_kind(sb, a);
-    default:
-      nx_failure_throw(sb, NX_E_INTERNAL_ERROR, 0, "unknown host function");
-      return 0;
+    default: nx_failure_throw(sb, NX_E_INTERNAL_ERROR, 0, "unknown host function"); return 0;
   }
 }
 

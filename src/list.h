@@ -11,7 +11,7 @@ typedef struct nx_link_s {
   struct nx_link_s *next, *prev;
 } nx_link_t;
 
-#define NX_LIST_ENTRY(link, type, field) ((type *)((char *)(link) - offsetof(type, field)))
+#define NX_LIST_ENTRY(link, type, field) ((type *)((char *)(link)-offsetof(type, field)))
 
 static inline void nx_list_init(nx_link_t *head) { head->next = head->prev = head; }
 static inline int nx_list_empty(const nx_link_t *head) { return head->next == head; }
@@ -29,8 +29,12 @@ static inline void nx_list_insert_after(nx_link_t *at, nx_link_t *l) {
   at->next->prev = l;
   at->next = l;
 }
-static inline void nx_list_push_front(nx_link_t *head, nx_link_t *l) { nx_list_insert_after(head, l); }
-static inline void nx_list_push_back(nx_link_t *head, nx_link_t *l) { nx_list_insert_after(head->prev, l); }
+static inline void nx_list_push_front(nx_link_t *head, nx_link_t *l) {
+  nx_list_insert_after(head, l);
+}
+static inline void nx_list_push_back(nx_link_t *head, nx_link_t *l) {
+  nx_list_insert_after(head->prev, l);
+}
 
 /* Unlinks l; l links to itself afterwards, so unlinking twice is harmless. */
 static inline void nx_list_remove(nx_link_t *l) {

@@ -34,9 +34,9 @@ static nx_jsval_t eval_wrapper(nx_exec_t *ex, nx_jsval_t obj, nx_error_code_t co
   if (!Q(JS_IsAsyncFunction)(&sb->inst, fn)) {
     nx_sandbox_free_value(sb, fn);
     nx_failure_set(ex, code,
-              code == NX_E_INVALID_HANDLER
-                  ? "Invalid handler bytecode: it does not evaluate to a handler function"
-                  : "Handler code must be the body of a function (it closed the wrapper)");
+                   code == NX_E_INVALID_HANDLER
+                       ? "Invalid handler bytecode: it does not evaluate to a handler function"
+                       : "Handler code must be the body of a function (it closed the wrapper)");
     return NX_EXCEPTION;
   }
   return fn;
@@ -98,8 +98,8 @@ static const char decl_suffix[] = NX_HANDLER_DECL_SUFFIX;
 
 static int stays_in_wrapper(nx_exec_t *ex) {
   nx_sandbox_t *sb = ex->sb;
-  nx_jsval_t obj = compile_wrapped(ex, decl_prefix, sizeof decl_prefix - 1, decl_suffix,
-                                   sizeof decl_suffix - 1);
+  nx_jsval_t obj =
+      compile_wrapped(ex, decl_prefix, sizeof decl_prefix - 1, decl_suffix, sizeof decl_suffix - 1);
   if (nx_jsval_tag(obj) == NX_TAG_EXCEPTION) {
     nx_sandbox_drop_exception(sb);
     return 0;
@@ -113,8 +113,8 @@ static nx_jsval_t compile_source(nx_exec_t *ex, uint8_t **bc, size_t *bc_len) {
   nx_sandbox_t *sb = ex->sb;
   uint32_t lenp, out, n = 0;
   uint8_t *bytes;
-  nx_jsval_t obj = compile_wrapped(ex, wrap_prefix, sizeof wrap_prefix - 1, wrap_suffix,
-                                   sizeof wrap_suffix - 1);
+  nx_jsval_t obj =
+      compile_wrapped(ex, wrap_prefix, sizeof wrap_prefix - 1, wrap_suffix, sizeof wrap_suffix - 1);
 
   if (obj == 0) {
     nx_failure_set(ex, NX_E_MEMORY_LIMIT, "Memory limit exceeded while loading the handler");
@@ -127,7 +127,7 @@ static nx_jsval_t compile_source(nx_exec_t *ex, uint8_t **bc, size_t *bc_len) {
   if (!stays_in_wrapper(ex)) {
     nx_sandbox_free_value(sb, obj);
     nx_failure_set(ex, NX_E_COMPILATION_ERROR,
-              "Handler code must be the body of a function (it closed the wrapper)");
+                   "Handler code must be the body of a function (it closed the wrapper)");
     return NX_EXCEPTION;
   }
   lenp = nx_sandbox_outs_push(sb, 1);
@@ -160,8 +160,8 @@ nx_jsval_t nx_loader_load(nx_exec_t *ex, uint8_t **packed, size_t *packed_len) {
   if (ex->mode == NX_MODE_BYTECODE) {
     const uint8_t *body;
     size_t body_len;
-    const char *why = nx_compiler_unpack(eng->tag, (const uint8_t *)ex->code, ex->code_len,
-                                         &body, &body_len);
+    const char *why =
+        nx_compiler_unpack(eng->tag, (const uint8_t *)ex->code, ex->code_len, &body, &body_len);
     if (why) {
       char msg[200];
       snprintf(msg, sizeof msg, "Invalid handler bytecode: %s", why);
@@ -181,8 +181,8 @@ nx_jsval_t nx_loader_load(nx_exec_t *ex, uint8_t **packed, size_t *packed_len) {
     fn = read_bytecode(ex, ex->blob->data, ex->blob->len);
     if (nx_jsval_tag(fn) != NX_TAG_EXCEPTION) {
       ex->cache_hit = 1;
-      if (packed && nx_compiler_pack(&ex->seg, eng->tag, ex->code, ex->code_len,
-                                     ex->blob->data, ex->blob->len, packed, packed_len) != 0)
+      if (packed && nx_compiler_pack(&ex->seg, eng->tag, ex->code, ex->code_len, ex->blob->data,
+                                     ex->blob->len, packed, packed_len) != 0)
         nx_failure_set(ex, NX_E_INTERNAL_ERROR, "host out of memory");
       nx_blob_release(ex->blob);
       ex->blob = NULL;
@@ -203,4 +203,3 @@ nx_jsval_t nx_loader_load(nx_exec_t *ex, uint8_t **packed, size_t *packed_len) {
   nx_mem_free(&ex->seg, bc);
   return fn;
 }
-

@@ -13,7 +13,7 @@ struct nx_mem_block_s {
 };
 
 #define HDR sizeof(nx_mem_block_t)
-#define BLOCK(p) ((nx_mem_block_t *)((char *)(p) - HDR))
+#define BLOCK(p) ((nx_mem_block_t *)((char *)(p)-HDR))
 
 void nx_mem_init(nx_mem_t *m) {
   m->head = NULL;
@@ -28,8 +28,10 @@ static void link_block(nx_mem_t *m, nx_mem_block_t *b) {
 }
 
 static void unlink_block(nx_mem_t *m, nx_mem_block_t *b) {
-  if (b->prev) b->prev->next = b->next;
-  else m->head = b->next;
+  if (b->prev)
+    b->prev->next = b->next;
+  else
+    m->head = b->next;
   if (b->next) b->next->prev = b->prev;
 }
 

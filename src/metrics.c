@@ -20,20 +20,17 @@
  * rounding. The le strings are spelled as the Go and Python clients spell
  * them, so queries matching le="..." work across exporters. */
 static const uint64_t bucket_us[] = {
-    10,     25,     50,      100,     250,     500,     1000,
-    2500,   5000,   10000,   25000,   50000,   100000,  250000,
-    500000, 1000000, 2500000, 5000000, 10000000,
+    10,    25,    50,     100,    250,    500,     1000,    2500,    5000,     10000,
+    25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
 static const char *const bucket_le[] = {
-    "1e-05", "2.5e-05", "5e-05", "0.0001", "0.00025", "0.0005", "0.001",
-    "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
-    "0.5", "1", "2.5", "5", "10",
+    "1e-05", "2.5e-05", "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01",
+    "0.025", "0.05",    "0.1",   "0.25",   "0.5",     "1",      "2.5",   "5",      "10",
 };
 #define NBUCKETS (sizeof bucket_us / sizeof bucket_us[0])
 #define STR_(x) #x
 #define STR(x) STR_(x)
-_Static_assert(sizeof bucket_le / sizeof bucket_le[0] == NBUCKETS,
-               "one le label per bucket bound");
+_Static_assert(sizeof bucket_le / sizeof bucket_le[0] == NBUCKETS, "one le label per bucket bound");
 
 /* Open addressing at a load of at most one half keeps probes short; slots
  * hold a series position plus one so that zero means empty. */
@@ -98,15 +95,17 @@ void nx_metrics_free(nx_metrics_t *m) {
   free(m);
 }
 
-void nx_metrics_record_result(nx_metrics_t *m, nx_status_t status,
-                              nx_error_code_t code, uint64_t duration_us) {
+void nx_metrics_record_result(nx_metrics_t *m, nx_status_t status, nx_error_code_t code,
+                              uint64_t duration_us) {
   size_t b = 0;
 
   /* Coerce contract violations instead of dropping them, so every result
    * still shows up and the error series add up to status="error". */
   if ((unsigned)status >= NX_STATUS__COUNT) status = NX_STATUS_ERROR;
-  if (status != NX_STATUS_ERROR) code = NX_OK;
-  else if (code <= NX_OK || code >= NX_E__COUNT) code = NX_E_INTERNAL_ERROR;
+  if (status != NX_STATUS_ERROR)
+    code = NX_OK;
+  else if (code <= NX_OK || code >= NX_E__COUNT)
+    code = NX_E_INTERNAL_ERROR;
   while (b < NBUCKETS && duration_us > bucket_us[b]) b++;
 
   atomic_fetch_add_explicit(&m->c.by_status[status], 1, memory_order_relaxed);
@@ -116,8 +115,7 @@ void nx_metrics_record_result(nx_metrics_t *m, nx_status_t status,
 }
 
 void nx_metrics_record_cache(nx_metrics_t *m, int hit) {
-  atomic_fetch_add_explicit(hit ? &m->c.cache_hits : &m->c.cache_misses, 1,
-                            memory_order_relaxed);
+  atomic_fetch_add_explicit(hit ? &m->c.cache_hits : &m->c.cache_misses, 1, memory_order_relaxed);
 }
 
 /* A plain copy of the counters. */
@@ -146,10 +144,14 @@ static int valid_label_utf8(const unsigned char *s, size_t len) {
       i++;
       continue;
     }
-    if (c >= 0xc2 && c <= 0xdf) n = 1, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef) n = 2, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4) n = 3, cp = c & 0x07;
-    else return 0;
+    if (c >= 0xc2 && c <= 0xdf)
+      n = 1, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+      n = 2, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+      n = 3, cp = c & 0x07;
+    else
+      return 0;
     if (len - i <= n) return 0;
     for (k = 1; k <= n; k++) {
       if ((s[i + k] & 0xc0) != 0x80) return 0;
@@ -165,16 +167,14 @@ static int valid_label_utf8(const unsigned char *s, size_t len) {
 
 /* Returns the index slot holding name, or the empty slot where it belongs.
  * Never loops forever: the table is at most half full. Lock held. */
-static uint32_t find_slot(const nx_metrics_t *m, const char *name, uint32_t len,
-                          uint32_t hash) {
+static uint32_t find_slot(const nx_metrics_t *m, const char *name, uint32_t len, uint32_t hash) {
   uint32_t slot = hash & (INDEX_SLOTS - 1);
 
   for (;;) {
     const series_t *s;
     if (m->index[slot] == 0) return slot;
     s = &m->series[m->index[slot] - 1];
-    if (s->hash == hash && s->len == len && memcmp(s->name, name, len) == 0)
-      return slot;
+    if (s->hash == hash && s->len == len && memcmp(s->name, name, len) == 0) return slot;
     slot = (slot + 1) & (INDEX_SLOTS - 1);
   }
 }
@@ -182,8 +182,8 @@ static uint32_t find_slot(const nx_metrics_t *m, const char *name, uint32_t len,
 /* The common case (a name already seen) is one probe under the lock. The
  * first sighting copies the name with the lock released and looks again,
  * since another worker may have added it meanwhile. */
-void nx_metrics_record_hostcall(nx_metrics_t *m, const char *name,
-                                size_t name_len, uint64_t count) {
+void nx_metrics_record_hostcall(nx_metrics_t *m, const char *name, size_t name_len,
+                                uint64_t count) {
   char *copy = NULL;
   uint32_t hash, slot, len;
   int own;
@@ -312,6 +312,12 @@ static void family(buf_t *b, const char *name, const char *type, const char *hel
   buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A gauge family with its one unlabelled sample. */
+static void gauge(buf_t *b, const char *name, const char *help, uint64_t value) {
+  family(b, name, "gauge", help);
+  buf_printf(b, "%s %" PRIu64 "\n", name, value);
+}
+
 static int by_name(const void *a, const void *b) {
   const series_t *x = a, *y = b;
   size_t n = x->len < y->len ? x->len : y->len;
@@ -357,13 +363,15 @@ char *nx_metrics_render(nx_metrics_t *m, const nx_metrics_gauges_t *g, size_t *l
          "Wall time of execution segments (a start or a resume).");
   for (i = 0; i < NBUCKETS; i++) {
     cumulative += c.buckets[i];
-    buf_printf(&b, "nexus_execution_duration_seconds_bucket{le=\"%s\"} %" PRIu64 "\n",
-               bucket_le[i], cumulative);
+    buf_printf(&b, "nexus_execution_duration_seconds_bucket{le=\"%s\"} %" PRIu64 "\n", bucket_le[i],
+               cumulative);
   }
   /* Exact decimal from whole microseconds, where a double would round. */
   buf_printf(&b,
-             "nexus_execution_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
-             "nexus_execution_duration_seconds_sum %" PRIu64 ".%06" PRIu64 "\n"
+             "nexus_execution_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64
+             "\n"
+             "nexus_execution_duration_seconds_sum %" PRIu64 ".%06" PRIu64
+             "\n"
              "nexus_execution_duration_seconds_count %" PRIu64 "\n",
              count, c.duration_us_sum / 1000000, c.duration_us_sum % 1000000, count);
 
@@ -383,29 +391,26 @@ char *nx_metrics_render(nx_metrics_t *m, const nx_metrics_gauges_t *g, size_t *l
     buf_label(&b, snap[i].name, snap[i].len);
     buf_printf(&b, "\"} %" PRIu64 "\n", snap[i].count);
   }
-  buf_printf(&b, "nexus_host_calls_total{function=\"%s\"} %" PRIu64 "\n",
-             NX_METRICS_HOSTCALL_OTHER, c.hostcalls_other);
+  buf_printf(&b, "nexus_host_calls_total{function=\"%s\"} %" PRIu64 "\n", NX_METRICS_HOSTCALL_OTHER,
+             c.hostcalls_other);
 
   family(&b, "nexus_instances", "gauge",
          "Sandbox instances by state: active (running an execution) or idle (pooled).");
-  buf_printf(&b, "nexus_instances{state=\"active\"} %" PRIu32 "\n"
-                 "nexus_instances{state=\"idle\"} %" PRIu32 "\n",
+  buf_printf(&b,
+             "nexus_instances{state=\"active\"} %" PRIu32
+             "\n"
+             "nexus_instances{state=\"idle\"} %" PRIu32 "\n",
              g->instances_active, g->instances_idle);
-  family(&b, "nexus_suspended_executions", "gauge",
-         "Executions suspended on an extension call, waiting to be resumed.");
-  buf_printf(&b, "nexus_suspended_executions %" PRIu32 "\n", g->executions_suspended);
-  family(&b, "nexus_queued_executions", "gauge",
-         "Executions waiting for a worker or an instance.");
-  buf_printf(&b, "nexus_queued_executions %" PRIu32 "\n", g->executions_queued);
-  family(&b, "nexus_memory_bytes", "gauge",
-         "Linear memory of the live sandboxes.");
-  buf_printf(&b, "nexus_memory_bytes %" PRIu64 "\n", g->memory_bytes);
-  family(&b, "nexus_compile_cache_entries", "gauge",
-         "Compiled handlers held in the compile cache.");
-  buf_printf(&b, "nexus_compile_cache_entries %" PRIu64 "\n", g->cache_entries);
-  family(&b, "nexus_compile_cache_bytes", "gauge",
-         "Size of the compiled handlers held in the compile cache.");
-  buf_printf(&b, "nexus_compile_cache_bytes %" PRIu64 "\n", g->cache_bytes);
+  gauge(&b, "nexus_suspended_executions",
+        "Executions suspended on an extension call, waiting to be resumed.",
+        g->executions_suspended);
+  gauge(&b, "nexus_queued_executions", "Executions waiting for a worker or an instance.",
+        g->executions_queued);
+  gauge(&b, "nexus_memory_bytes", "Linear memory of the live sandboxes.", g->memory_bytes);
+  gauge(&b, "nexus_compile_cache_entries", "Compiled handlers held in the compile cache.",
+        g->cache_entries);
+  gauge(&b, "nexus_compile_cache_bytes", "Size of the compiled handlers held in the compile cache.",
+        g->cache_bytes);
 
   if (b.oom) goto fail;
   free(snap);

@@ -31,13 +31,12 @@ void nx_metrics_free(nx_metrics_t *m);
  * a result; takes no lock. code is NX_OK unless status is ERROR; an ERROR given NX_OK
  * counts as INTERNAL_ERROR so the error series add up to the error status.
  * duration in microseconds. */
-void nx_metrics_record_result(nx_metrics_t *m, nx_status_t status,
-                              nx_error_code_t code, uint64_t duration_us);
+void nx_metrics_record_result(nx_metrics_t *m, nx_status_t status, nx_error_code_t code,
+                              uint64_t duration_us);
 void nx_metrics_record_cache(nx_metrics_t *m, int hit);
 /* Adds count calls of the host function name ("state.get", "emit",
  * "ext.http.get", ...); name need not be NUL-terminated. See the cap above. */
-void nx_metrics_record_hostcall(nx_metrics_t *m, const char *name,
-                                size_t name_len, uint64_t count);
+void nx_metrics_record_hostcall(nx_metrics_t *m, const char *name, size_t name_len, uint64_t count);
 
 typedef struct {
   uint32_t instances_active, instances_idle;

@@ -74,19 +74,21 @@ int nx_mp_validate(const uint8_t *buf, size_t len, uint32_t max_depth) {
     } else if (b == 0xc1) {
       return -1;
     } else {
-      static const struct { uint8_t op, width, kind; } ops[] = {
-          /* kind: 0 fixed payload `width`, 1 length `width` + bytes,
-           * 2 length + type byte + bytes, 3 array count, 4 map count */
-          {0xc4, 1, 1}, {0xc5, 2, 1}, {0xc6, 4, 1}, {0xc7, 1, 2}, {0xc8, 2, 2},
-          {0xc9, 4, 2}, {0xca, 4, 0}, {0xcb, 8, 0}, {0xcc, 1, 0}, {0xcd, 2, 0},
-          {0xce, 4, 0}, {0xcf, 8, 0}, {0xd0, 1, 0}, {0xd1, 2, 0}, {0xd2, 4, 0},
-          {0xd3, 8, 0}, {0xd4, 2, 0}, {0xd5, 3, 0}, {0xd6, 5, 0}, {0xd7, 9, 0},
-          {0xd8, 17, 0}, {0xd9, 1, 1}, {0xda, 2, 1}, {0xdb, 4, 1}, {0xdc, 2, 3},
-          {0xdd, 4, 3}, {0xde, 2, 4}, {0xdf, 4, 4}};
+      static const struct {
+        uint8_t op, width, kind;
+      } ops[] = {/* kind: 0 fixed payload `width`, 1 length `width` + bytes,
+                  * 2 length + type byte + bytes, 3 array count, 4 map count */
+                 {0xc4, 1, 1},  {0xc5, 2, 1}, {0xc6, 4, 1}, {0xc7, 1, 2}, {0xc8, 2, 2},
+                 {0xc9, 4, 2},  {0xca, 4, 0}, {0xcb, 8, 0}, {0xcc, 1, 0}, {0xcd, 2, 0},
+                 {0xce, 4, 0},  {0xcf, 8, 0}, {0xd0, 1, 0}, {0xd1, 2, 0}, {0xd2, 4, 0},
+                 {0xd3, 8, 0},  {0xd4, 2, 0}, {0xd5, 3, 0}, {0xd6, 5, 0}, {0xd7, 9, 0},
+                 {0xd8, 17, 0}, {0xd9, 1, 1}, {0xda, 2, 1}, {0xdb, 4, 1}, {0xdc, 2, 3},
+                 {0xdd, 4, 3},  {0xde, 2, 4}, {0xdf, 4, 4}};
       const uint32_t n = sizeof ops / sizeof ops[0];
       uint32_t i;
       uint64_t v = 0;
-      for (i = 0; i < n && ops[i].op != b; i++) {}
+      for (i = 0; i < n && ops[i].op != b; i++) {
+      }
       if (i == n) return -1;
       width = ops[i].width;
       if (ops[i].kind == 0) {
@@ -95,9 +97,12 @@ int nx_mp_validate(const uint8_t *buf, size_t len, uint32_t max_depth) {
         if (len - at < (size_t)width) return -1;
         for (int k = 0; k < width; k++) v = (v << 8) | buf[at + (size_t)k];
         at += (size_t)width;
-        if (ops[i].kind == 1) skip = v;
-        else if (ops[i].kind == 2) skip = v + 1;
-        else items = ops[i].kind == 3 ? v : 2 * v, container = 1;
+        if (ops[i].kind == 1)
+          skip = v;
+        else if (ops[i].kind == 2)
+          skip = v + 1;
+        else
+          items = ops[i].kind == 3 ? v : 2 * v, container = 1;
       }
     }
     if (skip > len - at) return -1;
@@ -145,7 +150,6 @@ int nx_mp_equal(const msgpack_object *a, const msgpack_object *b) {
             !nx_mp_equal(&a->via.map.ptr[i].val, &b->via.map.ptr[i].val))
           return 0;
       return 1;
-    default:
-      return msgpack_object_equal(*a, *b);
+    default: return msgpack_object_equal(*a, *b);
   }
 }

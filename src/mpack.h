@@ -55,9 +55,8 @@ typedef enum {
 int nx_mp_validate(const uint8_t *buf, size_t len, uint32_t max_depth);
 
 /* Decodes a MessagePack object into a new guest value (owned by caller). */
-nx_mp_status_t nx_mp_decode(nx_sandbox_t *sb, const msgpack_object *o,
-                            nx_jsval_t *out, nx_path_t *path, char *err,
-                            size_t errlen);
+nx_mp_status_t nx_mp_decode(nx_sandbox_t *sb, const msgpack_object *o, nx_jsval_t *out,
+                            nx_path_t *path, char *err, size_t errlen);
 
 /* Encodes guest values without running guest code (see mpack.c). */
 typedef struct {
@@ -70,14 +69,12 @@ typedef struct {
   char err[320];
 } nx_mp_encoder_t;
 
-void nx_mp_encoder_init(nx_mp_encoder_t *e, nx_sandbox_t *sb, nx_buf_t *out,
-                        const char *root);
+void nx_mp_encoder_init(nx_mp_encoder_t *e, nx_sandbox_t *sb, nx_buf_t *out, const char *root);
 nx_mp_status_t nx_mp_encode(nx_mp_encoder_t *e, nx_jsval_t v);
 
 /* Writes a guest string primitive as UTF-8 (lone surrogates become U+FFFD);
  * NX_MP_UNCROSSABLE for anything that is not a string. */
-nx_mp_status_t nx_mp_pack_guest_string(nx_sandbox_t *sb, msgpack_packer *pk,
-                                       nx_jsval_t v);
+nx_mp_status_t nx_mp_pack_guest_string(nx_sandbox_t *sb, msgpack_packer *pk, nx_jsval_t v);
 
 /* Structural equality of two MessagePack objects, comparing numbers by
  * value (msgpackr and we may pick different widths for the same number). */

@@ -15,9 +15,8 @@ static uint64_t be(const uint8_t *p, int n) {
   return v;
 }
 
-static nx_mp_status_t decode_ext(nx_sandbox_t *sb, const msgpack_object_ext *x,
-                                 nx_jsval_t *out, nx_path_t *path, char *err,
-                                 size_t errlen) {
+static nx_mp_status_t decode_ext(nx_sandbox_t *sb, const msgpack_object_ext *x, nx_jsval_t *out,
+                                 nx_path_t *path, char *err, size_t errlen) {
   nx_wasm_instance_t *in = &sb->inst;
   const uint8_t *d = (const uint8_t *)x->ptr;
 
@@ -59,8 +58,8 @@ static nx_mp_status_t decode_ext(nx_sandbox_t *sb, const msgpack_object_ext *x,
     width = widths[code];
     if (len % (uint32_t)width != 0) {
       nx_sandbox_free_value(sb, buf);
-      snprintf(err, errlen, "%s: typed array byte length %u is not a multiple of %d",
-               path->buf, len, width);
+      snprintf(err, errlen, "%s: typed array byte length %u is not a multiple of %d", path->buf,
+               len, width);
       return NX_MP_UNCROSSABLE;
     }
     qtype = nx_mp_code_to_qjs[code];
@@ -76,43 +75,38 @@ static nx_mp_status_t decode_ext(nx_sandbox_t *sb, const msgpack_object_ext *x,
     return nx_jsval_tag(*out) == NX_TAG_EXCEPTION ? NX_MP_GUEST : NX_MP_OK;
   }
 unsupported:
-  snprintf(err, errlen, "%s: unsupported MessagePack extension type %d", path->buf,
-           x->type);
+  snprintf(err, errlen, "%s: unsupported MessagePack extension type %d", path->buf, x->type);
   return NX_MP_UNCROSSABLE;
 }
 
-nx_mp_status_t nx_mp_decode(nx_sandbox_t *sb, const msgpack_object *o,
-                            nx_jsval_t *out, nx_path_t *path, char *err,
-                            size_t errlen) {
+nx_mp_status_t nx_mp_decode(nx_sandbox_t *sb, const msgpack_object *o, nx_jsval_t *out,
+                            nx_path_t *path, char *err, size_t errlen) {
   nx_wasm_instance_t *in = &sb->inst;
   nx_mp_status_t st;
   uint32_t i, ptr;
 
   *out = NX_UNDEFINED;
   switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-      *out = NX_NULL;
-      return NX_MP_OK;
-    case MSGPACK_OBJECT_BOOLEAN:
-      *out = NX_BOOL(o->via.boolean);
-      return NX_MP_OK;
+    case MSGPACK_OBJECT_NIL: *out = NX_NULL; return NX_MP_OK;
+    case MSGPACK_OBJECT_BOOLEAN: *out = NX_BOOL(o->via.boolean); return NX_MP_OK;
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
       /* msgpackr writes numbers up to 2^32 as integers and larger ones as
        * doubles; 64-bit integers come only from BigInts. */
-      if (o->via.u64 <= INT32_MAX) *out = NX_INT(o->via.u64);
+      if (o->via.u64 <= INT32_MAX)
+        *out = NX_INT(o->via.u64);
       else if (o->via.u64 <= UINT32_MAX)
         *out = Q(JS_NewNumber)(in, sb->ctx, (double)o->via.u64);
       else
         *out = Q(JS_NewBigUint64)(in, sb->ctx, o->via.u64);
       break;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-      if (o->via.i64 >= INT32_MIN) *out = NX_INT(o->via.i64);
-      else *out = Q(JS_NewBigInt64)(in, sb->ctx, (uint64_t)o->via.i64);
+      if (o->via.i64 >= INT32_MIN)
+        *out = NX_INT(o->via.i64);
+      else
+        *out = Q(JS_NewBigInt64)(in, sb->ctx, (uint64_t)o->via.i64);
       break;
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-      *out = Q(JS_NewNumber)(in, sb->ctx, o->via.f64);
-      break;
+    case MSGPACK_OBJECT_FLOAT64: *out = Q(JS_NewNumber)(in, sb->ctx, o->via.f64); break;
     case MSGPACK_OBJECT_STR:
       ptr = nx_sandbox_put(sb, o->via.str.ptr, o->via.str.size);
       if (ptr == 0) return NX_MP_GUEST;
@@ -123,8 +117,7 @@ nx_mp_status_t nx_mp_decode(nx_sandbox_t *sb, const msgpack_object *o,
       if (ptr == 0) return NX_MP_GUEST;
       *out = Q(JS_NewUint8ArrayCopy)(in, sb->ctx, ptr, o->via.bin.size);
       break;
-    case MSGPACK_OBJECT_EXT:
-      return decode_ext(sb, &o->via.ext, out, path, err, errlen);
+    case MSGPACK_OBJECT_EXT: return decode_ext(sb, &o->via.ext, out, path, err, errlen);
     case MSGPACK_OBJECT_ARRAY:
       *out = Q(JS_NewArray)(in, sb->ctx);
       if (nx_jsval_tag(*out) == NX_TAG_EXCEPTION) return NX_MP_GUEST;
@@ -134,8 +127,8 @@ nx_mp_status_t nx_mp_decode(nx_sandbox_t *sb, const msgpack_object *o,
         st = nx_mp_decode(sb, &o->via.array.ptr[i], &item, path, err, errlen);
         nx_path_pop(path, mark);
         if (st != NX_MP_OK) goto fail;
-        if ((int32_t)Q(JS_DefinePropertyValueUint32)(in, sb->ctx, *out, i, item,
-                                                     NX_PROP_C_W_E) < 0) {
+        if ((int32_t)Q(JS_DefinePropertyValueUint32)(in, sb->ctx, *out, i, item, NX_PROP_C_W_E) <
+            0) {
           st = NX_MP_GUEST;
           goto fail;
         }
@@ -198,4 +191,3 @@ fail:
   *out = NX_UNDEFINED;
   return st;
 }
-

@@ -14,8 +14,7 @@
  * caller has the bootstrap copy the value into plain data inside the guest
  * first. So no host pointer is ever live while guest code runs. */
 
-void nx_mp_encoder_init(nx_mp_encoder_t *e, nx_sandbox_t *sb, nx_buf_t *out,
-                        const char *root) {
+void nx_mp_encoder_init(nx_mp_encoder_t *e, nx_sandbox_t *sb, nx_buf_t *out, const char *root) {
   e->sb = sb;
   e->out = out;
   e->pk = nx_buf_packer(out);
@@ -25,8 +24,7 @@ void nx_mp_encoder_init(nx_mp_encoder_t *e, nx_sandbox_t *sb, nx_buf_t *out,
 }
 
 static nx_mp_status_t uncrossable(nx_mp_encoder_t *e, const char *what) {
-  snprintf(e->err, sizeof e->err, "%s %s and cannot leave the sandbox",
-           e->path.buf, what);
+  snprintf(e->err, sizeof e->err, "%s %s and cannot leave the sandbox", e->path.buf, what);
   return NX_MP_UNCROSSABLE;
 }
 
@@ -51,8 +49,7 @@ static void pack_utf8_body(msgpack_packer *pk, const uint8_t *s, size_t len) {
   if (len > from) msgpack_pack_str_body(pk, s + from, len - from);
 }
 
-nx_mp_status_t nx_mp_pack_guest_string(nx_sandbox_t *sb, msgpack_packer *pk,
-                                       nx_jsval_t v) {
+nx_mp_status_t nx_mp_pack_guest_string(nx_sandbox_t *sb, msgpack_packer *pk, nx_jsval_t v) {
   uint32_t slot, ptr, len;
   uint8_t *bytes;
   int tag = nx_jsval_tag(v);
@@ -79,8 +76,7 @@ static void pack_number(msgpack_packer *pk, double d) {
   /* msgpackr's rule, so both sides agree: integers in [-2^31, 2^32) as
    * MessagePack integers (read back as numbers), everything else, -0
    * included, as float64. */
-  if (d >= -2147483648.0 && d <= 4294967295.0 && d == floor(d) &&
-      !(d == 0 && signbit(d)))
+  if (d >= -2147483648.0 && d <= 4294967295.0 && d == floor(d) && !(d == 0 && signbit(d)))
     msgpack_pack_int64(pk, (int64_t)d);
   else
     msgpack_pack_double(pk, d);
@@ -146,8 +142,8 @@ static nx_mp_status_t encode_bigint(nx_mp_encoder_t *e, nx_jsval_t v) {
   return uncrossable(e, "is a BigInt outside the 64-bit range");
 }
 
-static nx_mp_status_t encode_bytes(nx_mp_encoder_t *e, nx_jsval_t abuf,
-                                   uint32_t offset, uint32_t length, int code) {
+static nx_mp_status_t encode_bytes(nx_mp_encoder_t *e, nx_jsval_t abuf, uint32_t offset,
+                                   uint32_t length, int code) {
   nx_sandbox_t *sb = e->sb;
   uint32_t slot = nx_sandbox_outs_push(sb, 1), size = 0, ptr;
   uint8_t *bytes = NULL;
@@ -157,7 +153,8 @@ static nx_mp_status_t encode_bytes(nx_mp_encoder_t *e, nx_jsval_t abuf,
   ptr = Q(JS_GetArrayBuffer)(&sb->inst, sb->ctx, slot, abuf);
   nx_guest_read_u32(&sb->inst, slot, &size);
   nx_sandbox_outs_pop(sb, 1);
-  if (ptr == 0 && size == 0 && length == 0) bytes = (uint8_t *)"";
+  if (ptr == 0 && size == 0 && length == 0)
+    bytes = (uint8_t *)"";
   else if (ptr != 0 && (uint64_t)offset + length <= size)
     bytes = nx_guest_bytes(&sb->inst, ptr + offset, length);
   if (bytes == NULL) {
@@ -248,8 +245,7 @@ static nx_mp_status_t encode_object_props(nx_mp_encoder_t *e, nx_jsval_t v) {
   if (slots == 0) return NX_MP_GUEST;
   if ((int32_t)Q(JS_GetOwnPropertyNames)(in, sb->ctx, slots, slots + 8, v,
                                          NX_GPN_STRING_MASK | NX_GPN_ENUM_ONLY) < 0 ||
-      nx_guest_read_u32(in, slots, &tab) != 0 ||
-      nx_guest_read_u32(in, slots + 8, &len) != 0 ||
+      nx_guest_read_u32(in, slots, &tab) != 0 || nx_guest_read_u32(in, slots + 8, &len) != 0 ||
       (len && nx_guest_bytes(in, tab, (uint64_t)len * NX_PROPENUM_SIZE) == NULL)) {
     nx_sandbox_outs_pop(sb, 2);
     return NX_MP_GUEST;
@@ -314,7 +310,8 @@ static nx_mp_status_t encode_object(nx_mp_encoder_t *e, nx_jsval_t v) {
   if (Q(JS_IsFunction)(in, sb->ctx, v)) return uncrossable(e, "is a function");
   for (i = 0; i < e->depth; i++)
     if (e->visiting[i] == id) return uncrossable(e, "is a circular reference");
-  if (e->depth >= NX_MP_MAX_DEPTH) return uncrossable(e, "is nested too deeply (over 256 levels)"); /* NX_MP_MAX_DEPTH */
+  if (e->depth >= NX_MP_MAX_DEPTH)
+    return uncrossable(e, "is nested too deeply (over 256 levels)"); /* NX_MP_MAX_DEPTH */
   /* Reading a Proxy runs its traps; an Error's name is inherited. */
   if (Q(JS_IsProxy)(in, v) || Q(JS_IsError)(in, v)) return NX_MP_IMPURE;
 
@@ -371,36 +368,28 @@ static nx_mp_status_t encode_value(nx_mp_encoder_t *e, nx_jsval_t v) {
    * by the budget, however often a shared reference repeats. */
   if (e->out->refused) return refused(e);
   switch (nx_jsval_tag(v)) {
-    case NX_TAG_INT:
-      msgpack_pack_int32(&e->pk, nx_jsval_int(v));
-      return NX_MP_OK;
+    case NX_TAG_INT: msgpack_pack_int32(&e->pk, nx_jsval_int(v)); return NX_MP_OK;
     case NX_TAG_BOOL:
-      if (nx_jsval_int(v)) msgpack_pack_true(&e->pk);
-      else msgpack_pack_false(&e->pk);
+      if (nx_jsval_int(v))
+        msgpack_pack_true(&e->pk);
+      else
+        msgpack_pack_false(&e->pk);
       return NX_MP_OK;
-    case NX_TAG_NULL:
-      msgpack_pack_nil(&e->pk);
-      return NX_MP_OK;
+    case NX_TAG_NULL: msgpack_pack_nil(&e->pk); return NX_MP_OK;
     case NX_TAG_UNDEFINED:
       msgpack_pack_ext(&e->pk, 1, NX_MP_EXT_UNDEFINED);
       msgpack_pack_ext_body(&e->pk, "\0", 1);
       return NX_MP_OK;
-    case NX_TAG_FLOAT64:
-      pack_number(&e->pk, nx_jsval_float64(v));
-      return NX_MP_OK;
+    case NX_TAG_FLOAT64: pack_number(&e->pk, nx_jsval_float64(v)); return NX_MP_OK;
     case NX_TAG_STRING:
     case NX_TAG_STRING_ROPE:
       st = nx_mp_pack_guest_string(e->sb, &e->pk, v);
       return st == NX_MP_OK && e->out->refused ? refused(e) : st;
     case NX_TAG_SHORT_BIG_INT:
-    case NX_TAG_BIG_INT:
-      return encode_bigint(e, v);
-    case NX_TAG_SYMBOL:
-      return uncrossable(e, "is a Symbol");
-    case NX_TAG_OBJECT:
-      return encode_object(e, v);
-    default:
-      return uncrossable(e, "is not a JavaScript value");
+    case NX_TAG_BIG_INT: return encode_bigint(e, v);
+    case NX_TAG_SYMBOL: return uncrossable(e, "is a Symbol");
+    case NX_TAG_OBJECT: return encode_object(e, v);
+    default: return uncrossable(e, "is not a JavaScript value");
   }
 }
 
@@ -409,4 +398,3 @@ nx_mp_status_t nx_mp_encode(nx_mp_encoder_t *e, nx_jsval_t v) {
   if (st == NX_MP_OK && e->out->refused) st = refused(e);
   return st;
 }
-

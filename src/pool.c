@@ -48,6 +48,4 @@ void nx_pool_put(nx_pool_t *pool, nx_sandbox_t *sb, uint64_t memory_before,
   pool->idle[pool->nidle++] = sb;
 }
 
-int nx_pool_available(const nx_pool_t *pool) {
-  return pool->nidle > 0 || pool->live < pool->max;
-}
+int nx_pool_available(const nx_pool_t *pool) { return pool->nidle > 0 || pool->live < pool->max; }

@@ -11,7 +11,7 @@
 typedef struct {
   nx_sandbox_t **idle;
   uint32_t nidle;
-  uint32_t live;   /* idle + executing + being created */
+  uint32_t live; /* idle + executing + being created */
   uint32_t max;
   uint64_t memory; /* linear memory of live sandboxes, bytes */
 } nx_pool_t;
@@ -28,8 +28,7 @@ int nx_pool_reserve(nx_pool_t *pool);
 void nx_pool_unreserve(nx_pool_t *pool);
 /* Returns a sandbox after use. Broken sandboxes are dropped from the count
  * and handed back through *discard for the caller to free unlocked. */
-void nx_pool_put(nx_pool_t *pool, nx_sandbox_t *sb, uint64_t memory_before,
-                 nx_sandbox_t **discard);
+void nx_pool_put(nx_pool_t *pool, nx_sandbox_t *sb, uint64_t memory_before, nx_sandbox_t **discard);
 int nx_pool_available(const nx_pool_t *pool);
 
 #endif

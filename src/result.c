@@ -150,8 +150,7 @@ static size_t pack_str_within(msgpack_packer *pk, const char *s, size_t room) {
 
 /* `snippet`: the offending source line and a caret under the column. Long
  * (minified) lines are cut to a window around the column. */
-static void pack_snippet(msgpack_packer *pk, const nx_exec_t *ex, uint32_t line,
-                         uint32_t column) {
+static void pack_snippet(msgpack_packer *pk, const nx_exec_t *ex, uint32_t line, uint32_t column) {
   const char *p, *end, *eol;
   uint32_t l = 1, col0, from, len, i, k;
   char buf[2 * NX_SNIPPET_WIDTH + 4];
@@ -210,8 +209,10 @@ static void pack_error(msgpack_packer *pk, const nx_failure_t *f, const nx_exec_
   pack_str(pk, "message");
   room -= pack_str_within(pk, f->message ? f->message : nx_error_name(f->code), room);
   pack_str(pk, "stack");
-  if (f->stack) pack_str_within(pk, f->stack, room);
-  else msgpack_pack_nil(pk);
+  if (f->stack)
+    pack_str_within(pk, f->stack, room);
+  else
+    msgpack_pack_nil(pk);
   pack_str(pk, "location");
   if (f->line) {
     msgpack_pack_map(pk, 2);
@@ -223,8 +224,10 @@ static void pack_error(msgpack_packer *pk, const nx_failure_t *f, const nx_exec_
     msgpack_pack_nil(pk);
   }
   pack_str(pk, "snippet");
-  if (f->line) pack_snippet(pk, ex, f->line, f->column);
-  else msgpack_pack_nil(pk);
+  if (f->line)
+    pack_snippet(pk, ex, f->line, f->column);
+  else
+    msgpack_pack_nil(pk);
 }
 
 static void pack_list(msgpack_packer *pk, const nx_out_list_t *list) {
@@ -253,8 +256,10 @@ static void pack_metrics(msgpack_packer *pk, const nx_exec_t *ex, uint64_t durat
    * calls and backward jumps): an estimate of work, not instructions. */
   msgpack_pack_uint64(pk, sb ? (sb->interrupts - ex->interrupts0) * 10000u : 0);
   pack_str(pk, "cacheHit");
-  if (ex && ex->cache_hit) msgpack_pack_true(pk);
-  else msgpack_pack_false(pk);
+  if (ex && ex->cache_hit)
+    msgpack_pack_true(pk);
+  else
+    msgpack_pack_false(pk);
   pack_str(pk, "hostCalls");
   for (i = 0; ex && i < ex->ncounts; i++) n += ex->counts[i].count != 0;
   msgpack_pack_map(pk, n);
@@ -318,8 +323,10 @@ static int finish(const nx_exec_t *ex, const nx_failure_t *f, nx_status_t status
   }
   /* A failed handler's effects are not applied: only its logs survive. */
   pack_str(&pk, "stateMutations");
-  if (ok && ex->mutations.size) nx_buf_write(&res, ex->mutations.data, ex->mutations.size);
-  else msgpack_pack_array(&pk, 0);
+  if (ok && ex->mutations.size)
+    nx_buf_write(&res, ex->mutations.data, ex->mutations.size);
+  else
+    msgpack_pack_array(&pk, 0);
   pack_str(&pk, "events");
   pack_list(&pk, ok ? &ex->out.events : NULL);
   pack_str(&pk, "viewCommands");
@@ -339,8 +346,8 @@ done:
   return rc;
 }
 
-int nx_result_finish(nx_exec_t *ex, nx_status_t status, uint64_t duration_us,
-                     uint64_t compile_us, char **out, size_t *out_len) {
+int nx_result_finish(nx_exec_t *ex, nx_status_t status, uint64_t duration_us, uint64_t compile_us,
+                     char **out, size_t *out_len) {
   return finish(ex, &ex->fail, status, duration_us, compile_us, out, out_len);
 }
 

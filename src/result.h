@@ -52,8 +52,8 @@ int nx_result_encode_call(nx_sandbox_t *sb, nx_buf_t *out, size_t mark, nx_jsval
 
 /* The WasmResult of a segment, in a malloc'd buffer for the caller. Host
  * work only: the guest is not touched. */
-int nx_result_finish(nx_exec_t *ex, nx_status_t status, uint64_t duration_us,
-                     uint64_t compile_us, char **out, size_t *out_len);
+int nx_result_finish(nx_exec_t *ex, nx_status_t status, uint64_t duration_us, uint64_t compile_us,
+                     char **out, size_t *out_len);
 /* The result of an execution that never reached a sandbox. */
 int nx_result_error(nx_error_code_t code, const char *message, char **out, size_t *out_len);
 

@@ -26,57 +26,6 @@ void nx_job_free(nx_job_t *job) {
   free(job);
 }
 
-void nx_runtime_fail_job(nx_job_t *job, nx_error_code_t code, const char *message) {
-  free(job->result);
-  if (nx_result_error(code, message, &job->result, &job->result_len) != 0) {
-    job->result = NULL;
-    job->result_len = 0;
-  }
-  job->outcome.status = NX_STATUS_ERROR;
-  job->outcome.code = code;
-}
-
-void nx_runtime_reject_job(nx_job_t *job, const char *code, const char *message) {
-  free(job->result);
-  job->result = NULL;
-  job->result_len = 0;
-  job->reject_code = code;
-  snprintf(job->reject_message, sizeof job->reject_message, "%s", message);
-}
-
-void nx_runtime_complete(nx_runtime_t *rt, nx_job_t *job) {
-  if (job->reject_code == NULL)
-    nx_metrics_record_result(rt->metrics, job->outcome.status, job->outcome.code,
-                             job->outcome.duration_us);
-  rt->done(job, rt->done_arg); /* the job belongs to the caller from here */
-}
-
-void nx_runtime_task_free(nx_task_t *task) {
-  nx_engine_exec_free(task->exec);
-  free(task);
-}
-
-void nx_runtime_unpark(nx_runtime_t *rt, nx_task_t *task) {
-  nx_susp_unpark(&rt->susp, task);
-  rt->parked_memory -= task->parked_bytes;
-  rt->pool.memory += task->parked_bytes;
-  rt->pool.live++;
-}
-
-/* Wakes a worker for new work unless one is polling for it. */
-static void signal_work(nx_runtime_t *rt) {
-  atomic_fetch_add(&rt->work, 1);
-  if (atomic_load(&rt->spinning) == 0) pthread_cond_signal(&rt->cond);
-}
-
-void nx_runtime_push_resume(nx_runtime_t *rt, nx_job_t *job) {
-  job->next = NULL;
-  if (rt->rtail) rt->rtail->next = job;
-  else rt->rhead = job;
-  rt->rtail = job;
-  signal_work(rt);
-}
-
 /* ---- starting and stopping ------------------------------------------------------ */
 
 /* Frees what a runtime holds; its threads are joined already. */
@@ -205,7 +154,8 @@ static void drain(nx_runtime_t *rt) {
     nx_job_t *next = resume->next, *waiters = resume->task->waiters;
     nx_task_t *task = resume->task;
     task->waiters = NULL;
-    nx_runtime_reject_job(resume, "SUSPENSION_NOT_FOUND", "The runtime shut down before the resume ran");
+    nx_runtime_reject_job(resume, "SUSPENSION_NOT_FOUND",
+                          "The runtime shut down before the resume ran");
     rt->done(resume, rt->done_arg);
     while (waiters) {
       nx_job_t *w = waiters->next;
@@ -253,11 +203,13 @@ int nx_runtime_submit(nx_runtime_t *rt, nx_job_t *job) {
   }
   job->kind = NX_JOB_EXECUTE;
   job->next = NULL;
-  if (rt->tail) rt->tail->next = job;
-  else rt->head = job;
+  if (rt->tail)
+    rt->tail->next = job;
+  else
+    rt->head = job;
   rt->tail = job;
   rt->queued++;
-  signal_work(rt);
+  nx_runtime_signal_work(rt);
   pthread_mutex_unlock(&rt->lock);
   return NX_RC_OK;
 }
@@ -324,7 +276,7 @@ int nx_runtime_cancel_suspended(nx_runtime_t *rt, const uint8_t *id) {
     nx_runtime_unpark(rt, task);
     rt->nsuspended--;
     nx_list_push_back(&rt->cancelled, &task->link);
-    signal_work(rt);
+    nx_runtime_signal_work(rt);
   } else {
     task->doomed = 1;
   }

@@ -30,8 +30,8 @@ typedef struct nx_job_s {
   struct nx_task_s *task; /* resume */
   nx_answer_t *answers;   /* resume: .call filled in by nx_runtime_resume */
   uint32_t nanswers;
-  uint8_t *answer_bytes;  /* the answers point into these */
-  char *result;           /* MessagePack WasmResult, malloc'd */
+  uint8_t *answer_bytes; /* the answers point into these */
+  char *result;          /* MessagePack WasmResult, malloc'd */
   size_t result_len;
   nx_exec_outcome_t outcome;
   /* When set, the caller's promise is rejected with an Error carrying this
@@ -44,7 +44,7 @@ typedef struct nx_job_s {
 typedef void (*nx_job_done_cb)(nx_job_t *job, void *arg);
 
 typedef struct {
-  uint64_t total;                /* results of any status */
+  uint64_t total; /* results of any status */
   uint64_t by_status[NX_STATUS__COUNT];
   uint64_t by_code[NX_E__COUNT]; /* [NX_OK] = results that were not errors */
   uint64_t duration_us_sum;
@@ -53,12 +53,12 @@ typedef struct {
   uint32_t live;
   uint32_t queued;
   uint32_t workers;
-  uint32_t suspended;            /* parked now */
-  uint64_t memory;               /* linear memory of live and parked sandboxes */
+  uint32_t suspended; /* parked now */
+  uint64_t memory;    /* linear memory of live and parked sandboxes */
   uint64_t cache_entries, cache_bytes, cache_hits, cache_misses;
   uint64_t snapshot_bytes;
-  uint64_t snapshot_create_us;   /* fresh instance + QuickJS init + image */
-  uint64_t resets, reset_ns_sum; /* sandboxes put back to the image */
+  uint64_t snapshot_create_us;                 /* fresh instance + QuickJS init + image */
+  uint64_t resets, reset_ns_sum;               /* sandboxes put back to the image */
   uint64_t instantiations, instantiate_ns_sum; /* sandboxes made from the image */
 } nx_stats_t;
 

@@ -8,11 +8,14 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "engine.h"
 #include "list.h"
 #include "metrics.h"
 #include "pool.h"
+#include "result.h"
 #include "runtime.h"
 #include "snapshot.h"
 #include "suspend.h"
@@ -40,38 +43,87 @@ struct nx_runtime_s {
   _Atomic uint32_t work;
   _Atomic uint32_t spinning; /* workers polling now: submitters skip the wake */
   _Atomic int stopping;
-  _Atomic int cancel;        /* every sandbox's interrupt check reads it */
+  _Atomic int cancel; /* every sandbox's interrupt check reads it */
 
   pthread_mutex_t lock;
-  pthread_cond_t cond;       /* on CLOCK_MONOTONIC, for parking deadlines */
-  nx_job_t *head, *tail;     /* new executions */
-  nx_job_t *rhead, *rtail;   /* resumes */
+  pthread_cond_t cond;     /* on CLOCK_MONOTONIC, for parking deadlines */
+  nx_job_t *head, *tail;   /* new executions */
+  nx_job_t *rhead, *rtail; /* resumes */
   uint32_t queued;
-  nx_link_t cancelled;       /* tasks unparked by cancelSuspended, to retire */
+  nx_link_t cancelled; /* tasks unparked by cancelSuspended, to retire */
   nx_pool_t pool;
-  nx_susp_t susp;            /* suspension ids, parked tasks */
-  uint32_t nsuspended;       /* tasks between their first park and their end */
+  nx_susp_t susp;      /* suspension ids, parked tasks */
+  uint32_t nsuspended; /* tasks between their first park and their end */
   uint64_t parked_memory;
-  uint32_t resetting;        /* sandboxes between their last result and the pool */
-  int closing;               /* shutdown() began: no new starts, no new parking */
-  nx_stats_t stats;          /* the runtime's own fields; results are in metrics */
+  uint32_t resetting; /* sandboxes between their last result and the pool */
+  int closing;        /* shutdown() began: no new starts, no new parking */
+  nx_stats_t stats;   /* the runtime's own fields; results are in metrics */
 };
 
+/* The helpers runtime.c and worker.c share, here so that neither calls
+ * the other: runtime.c starts the workers, and that is all. */
+
+static inline void nx_runtime_fail_job(nx_job_t *job, nx_error_code_t code, const char *message) {
+  free(job->result);
+  if (nx_result_error(code, message, &job->result, &job->result_len) != 0) {
+    job->result = NULL;
+    job->result_len = 0;
+  }
+  job->outcome.status = NX_STATUS_ERROR;
+  job->outcome.code = code;
+}
+
+static inline void nx_runtime_reject_job(nx_job_t *job, const char *code, const char *message) {
+  free(job->result);
+  job->result = NULL;
+  job->result_len = 0;
+  job->reject_code = code;
+  snprintf(job->reject_message, sizeof job->reject_message, "%s", message);
+}
+
 /* Counts a job's result (lock-free metrics) and hands the job to the
- * caller. Called under the lock on purpose: the
- * completion callback posts to a threadsafe function whose queue is
- * unbounded (napi_call_threadsafe_function never blocks on it), and posting
- * under the lock keeps completions in queue order when the pool serialises
+ * caller. Called under the lock on purpose: the completion callback posts
+ * to a threadsafe function whose queue is unbounded
+ * (napi_call_threadsafe_function never blocks on it), and posting under the
+ * lock keeps completions in queue order when the pool serialises
  * executions. */
-void nx_runtime_complete(nx_runtime_t *rt, nx_job_t *job);
-void nx_runtime_fail_job(nx_job_t *job, nx_error_code_t code, const char *message);
-void nx_runtime_reject_job(nx_job_t *job, const char *code, const char *message);
-/* A task's sandbox counts as live again: it is about to run or be dropped. */
-void nx_runtime_unpark(nx_runtime_t *rt, nx_task_t *task);
-/* Queues a resume; wakes a worker unless one is polling. */
-void nx_runtime_push_resume(nx_runtime_t *rt, nx_job_t *job);
+static inline void nx_runtime_complete(nx_runtime_t *rt, nx_job_t *job) {
+  if (job->reject_code == NULL)
+    nx_metrics_record_result(rt->metrics, job->outcome.status, job->outcome.code,
+                             job->outcome.duration_us);
+  rt->done(job, rt->done_arg); /* the job belongs to the caller from here */
+}
+
 /* Frees a task and its execution (the sandbox is not touched). */
-void nx_runtime_task_free(nx_task_t *task);
+static inline void nx_runtime_task_free(nx_task_t *task) {
+  nx_engine_exec_free(task->exec);
+  free(task);
+}
+
+/* A task's sandbox counts as live again: it is about to run or be dropped. */
+static inline void nx_runtime_unpark(nx_runtime_t *rt, nx_task_t *task) {
+  nx_susp_unpark(&rt->susp, task);
+  rt->parked_memory -= task->parked_bytes;
+  rt->pool.memory += task->parked_bytes;
+  rt->pool.live++;
+}
+
+/* Wakes a worker for new work unless one is polling for it. */
+static inline void nx_runtime_signal_work(nx_runtime_t *rt) {
+  atomic_fetch_add(&rt->work, 1);
+  if (atomic_load(&rt->spinning) == 0) pthread_cond_signal(&rt->cond);
+}
+
+/* Queues a resume; wakes a worker unless one is polling. */
+static inline void nx_runtime_push_resume(nx_runtime_t *rt, nx_job_t *job) {
+  job->next = NULL;
+  if (rt->rtail)
+    rt->rtail->next = job;
+  else
+    rt->rhead = job;
+  rt->rtail = job;
+  nx_runtime_signal_work(rt);
+}
 
 /* worker.c: a worker thread's main loop. */
 void *nx_worker_main(void *arg);

@@ -83,8 +83,7 @@ void nx_sandbox_drop_exception(nx_sandbox_t *sb) {
   nx_sandbox_free_value(sb, Q(JS_GetException)(&sb->inst, sb->ctx));
 }
 
-nx_jsval_t nx_sandbox_call(nx_sandbox_t *sb, nx_jsval_t fn, const nx_jsval_t *args,
-                           uint32_t argc) {
+nx_jsval_t nx_sandbox_call(nx_sandbox_t *sb, nx_jsval_t fn, const nx_jsval_t *args, uint32_t argc) {
   uint32_t argv = argc ? nx_sandbox_outs_push(sb, argc) : 0;
   nx_jsval_t r;
   if (argc && argv == 0) return NX_EXCEPTION;
@@ -123,9 +122,7 @@ void nx_sandbox_string_free(nx_mem_t *mem, char *s, const char *buf) {
   if (s != buf) nx_mem_free(mem, s);
 }
 
-uint64_t nx_sandbox_memory_bytes(const nx_sandbox_t *sb) {
-  return sb->inst.w2c_memory.size;
-}
+uint64_t nx_sandbox_memory_bytes(const nx_sandbox_t *sb) { return sb->inst.w2c_memory.size; }
 
 const char *nx_sandbox_engine_package(void) { return NX_QJS_WASI_VERSION; }
 const char *nx_sandbox_bootstrap_sha256(void) { return NX_BOOTSTRAP_SHA256; }
@@ -137,8 +134,7 @@ void nx_sandbox_qjs_version(nx_sandbox_t *sb, char *out, size_t outlen) {
     uint32_t p = Q(JS_GetVersion)(&sb->inst);
     const uint8_t *s = nx_guest_bytes(&sb->inst, p, 1);
     size_t n = 0;
-    while (s && n + 1 < outlen && nx_guest_bytes(&sb->inst, p + (uint32_t)n, 1) && s[n])
-      n++;
+    while (s && n + 1 < outlen && nx_guest_bytes(&sb->inst, p + (uint32_t)n, 1) && s[n]) n++;
     if (s) memcpy(out, s, n);
     out[n] = 0;
     nx_wasm_leave(&guard);
@@ -155,8 +151,8 @@ static int sandbox_bootstrap(nx_sandbox_t *sb, const char *const *host_names, ch
   nx_wasm_instance_t *in = &sb->inst;
   nx_jsval_t fn = NX_UNDEFINED, host = NX_UNDEFINED, api = NX_UNDEFINED;
   static const char *const fields[] = {"run", "error", "settle", "copy", "describe", "dateTime"};
-  nx_jsval_t *const dest[] = {&sb->run, &sb->mkerr, &sb->settle, &sb->copy, &sb->describe,
-                              &sb->date_time};
+  nx_jsval_t *const dest[] = {&sb->run,  &sb->mkerr,    &sb->settle,
+                              &sb->copy, &sb->describe, &sb->date_time};
   uint32_t src, file, argv;
   int i, rc = -1;
 
@@ -219,8 +215,8 @@ done:
 }
 
 /* Everything that runs guest code during creation; called under a guard. */
-static int sandbox_init(nx_sandbox_t *sb, const nx_config_t *cfg,
-                        const char *const *host_names, char *err, size_t errlen) {
+static int sandbox_init(nx_sandbox_t *sb, const nx_config_t *cfg, const char *const *host_names,
+                        char *err, size_t errlen) {
   Q(_initialize)(&sb->inst);
   if (Q(qjs_init)(&sb->inst) != 0) {
     snprintf(err, errlen, "QuickJS failed to initialise");

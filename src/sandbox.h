@@ -29,29 +29,29 @@ struct nx_sandbox_s {
   nx_wasm_instance_t inst;
   struct Z_env_instance_t env_imports;
   struct Z_wasi_snapshot_preview1_instance_t wasi_imports;
-  uint32_t ctx;           /* JSContext * inside the guest */
-  uint32_t qrt;           /* JSRuntime * inside the guest */
+  uint32_t ctx; /* JSContext * inside the guest */
+  uint32_t qrt; /* JSRuntime * inside the guest */
   /* What the bootstrap hands back (owned references, in the snapshot): */
-  nx_jsval_t run;         /* run(fn, args, scope, registry, seed...) */
-  nx_jsval_t mkerr;       /* error(isType, message, code) */
-  nx_jsval_t settle;      /* settle(call, ok, value) for $ext promises */
-  nx_jsval_t copy;        /* copy(value): plain data, getters run */
-  nx_jsval_t describe;    /* describe(thrown, isError) -> [name, message, stack, string] */
-  nx_jsval_t date_time;   /* Date.prototype.getTime as it was before any handler */
-  uint32_t scratch;       /* guest buffer for bytes the host passes in */
+  nx_jsval_t run;       /* run(fn, args, scope, registry, seed...) */
+  nx_jsval_t mkerr;     /* error(isType, message, code) */
+  nx_jsval_t settle;    /* settle(call, ok, value) for $ext promises */
+  nx_jsval_t copy;      /* copy(value): plain data, getters run */
+  nx_jsval_t describe;  /* describe(thrown, isError) -> [name, message, stack, string] */
+  nx_jsval_t date_time; /* Date.prototype.getTime as it was before any handler */
+  uint32_t scratch;     /* guest buffer for bytes the host passes in */
   uint32_t scratch_cap;
-  uint32_t outs;          /* guest out-parameter words, used as a stack */
+  uint32_t outs; /* guest out-parameter words, used as a stack */
   uint32_t outs_top;
   /* Read by the watchdog thread while the segment runs. */
   _Atomic uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0 = none */
-  _Atomic int killed;     /* the watchdog stopped the segment */
-  int interrupted;        /* the deadline fired during this execution */
-  int stop;               /* the execution must end: every interrupt check says so */
-  int broken;             /* trapped or hit a limit: reset before any reuse */
-  const char *fault;      /* why a helper failed without a guest exception */
-  uint64_t interrupts;    /* interrupt-handler calls, for instructionCount */
-  nx_exec_t *exec;        /* execution in progress, for host calls */
-  const _Atomic int *cancel; /* set by the runtime to stop every handler */
+  _Atomic int killed;           /* the watchdog stopped the segment */
+  int interrupted;              /* the deadline fired during this execution */
+  int stop;                     /* the execution must end: every interrupt check says so */
+  int broken;                   /* trapped or hit a limit: reset before any reuse */
+  const char *fault;            /* why a helper failed without a guest exception */
+  uint64_t interrupts;          /* interrupt-handler calls, for instructionCount */
+  nx_exec_t *exec;              /* execution in progress, for host calls */
+  const _Atomic int *cancel;    /* set by the runtime to stop every handler */
 };
 
 /* Creates and initialises a sandbox whose bootstrap gets one host function
@@ -87,8 +87,7 @@ void nx_sandbox_drop_exception(nx_sandbox_t *sb);
 
 /* Calls a guest function with argc arguments (this = undefined); the
  * result is a new reference or NX_EXCEPTION. */
-nx_jsval_t nx_sandbox_call(nx_sandbox_t *sb, nx_jsval_t fn, const nx_jsval_t *args,
-                           uint32_t argc);
+nx_jsval_t nx_sandbox_call(nx_sandbox_t *sb, nx_jsval_t fn, const nx_jsval_t *args, uint32_t argc);
 
 /* A host copy of a guest string primitive, NUL-terminated: into buf when
  * it fits (cap bytes), else allocated from mem. NULL when v is not a

@@ -21,15 +21,15 @@
 #define PM_FILE_OR_SHARED (1ull << 61)
 
 struct nx_snapshot_s {
-  int fd;                 /* memfd holding the image */
-  const uint8_t *bytes;   /* read-only shared mapping of it */
-  size_t size;            /* bytes, whole wasm pages */
+  int fd;               /* memfd holding the image */
+  const uint8_t *bytes; /* read-only shared mapping of it */
+  size_t size;          /* bytes, whole wasm pages */
   size_t os_page;
-  int pagemap;            /* /proc/self/pagemap, or -1: use the fallback */
-  nx_sandbox_t tmpl;      /* the guest-side fields of an initialised sandbox */
+  int pagemap;       /* /proc/self/pagemap, or -1: use the fallback */
+  nx_sandbox_t tmpl; /* the guest-side fields of an initialised sandbox */
   wasm_rt_funcref_t *table;
   uint32_t table_size;
-  const void *tmpl_inst;  /* the template's instance, as its table names it */
+  const void *tmpl_inst; /* the template's instance, as its table names it */
   char qjs_version[48];
   uint32_t heap_used_offset;
 };
@@ -157,15 +157,15 @@ static void restore_fields(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
   sb->fault = NULL;
 }
 
-nx_sandbox_t *nx_snap_instantiate(const nx_snapshot_t *snap, const nx_config_t *cfg,
-                                  char *err, size_t errlen) {
+nx_sandbox_t *nx_snap_instantiate(const nx_snapshot_t *snap, const nx_config_t *cfg, char *err,
+                                  size_t errlen) {
   nx_sandbox_t *sb = nx_sandbox_new_bare(cfg, err, errlen);
   wasm_rt_memory_t *mem;
   if (sb == NULL) return NULL;
   mem = &sb->inst.w2c_memory;
   if ((uint64_t)mem->max_pages * WASM_PAGE < snap->size ||
-      mmap(mem->data, snap->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, snap->fd,
-           0) == MAP_FAILED) {
+      mmap(mem->data, snap->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, snap->fd, 0) ==
+          MAP_FAILED) {
     snprintf(err, errlen, "could not map the snapshot into a sandbox: %s", strerror(errno));
     nx_sandbox_free(sb);
     return NULL;
@@ -196,7 +196,7 @@ static int restore_private_pages(const nx_snapshot_t *snap, uint8_t *data) {
     goto done;
   /* Present and not backed by the memfd: a private copy. */
   for (i = 0; i < npages; i++)
-    private += (entries[i] & (PM_PRESENT | PM_FILE_OR_SHARED)) == PM_PRESENT;
+  private += (entries[i] & (PM_PRESENT | PM_FILE_OR_SHARED)) == PM_PRESENT;
   if (private * snap->os_page > NX_SNAP_KEEP_BYTES) {
     rc = 1;
     goto done;
@@ -221,10 +221,9 @@ int nx_snap_reset(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
   if (t->size != snap->table_size) return -1;
   for (i = 0; i < t->size; i++) {
     const wasm_rt_funcref_t *a = &t->data[i], *b = &snap->table[i];
-    const void *inst = b->module_instance == snap->tmpl_inst ? (const void *)&sb->inst
-                                                              : b->module_instance;
-    if (a->func_type != b->func_type || a->func != b->func || a->module_instance != inst)
-      return -1;
+    const void *inst =
+        b->module_instance == snap->tmpl_inst ? (const void *)&sb->inst : b->module_instance;
+    if (a->func_type != b->func_type || a->func != b->func || a->module_instance != inst) return -1;
   }
   if (mem->size > snap->size) { /* memory the execution grew: give it back */
     size_t extra = (size_t)mem->size - snap->size;

@@ -20,8 +20,8 @@ nx_snapshot_t *nx_snap_create(const nx_config_t *cfg, const char *const *host_na
 void nx_snap_free(nx_snapshot_t *snap);
 
 /* A new sandbox whose memory is the image: no QuickJS initialisation. */
-nx_sandbox_t *nx_snap_instantiate(const nx_snapshot_t *snap, const nx_config_t *cfg,
-                                  char *err, size_t errlen);
+nx_sandbox_t *nx_snap_instantiate(const nx_snapshot_t *snap, const nx_config_t *cfg, char *err,
+                                  size_t errlen);
 
 /* Puts a sandbox back into the image's state, whatever its guest did
  * (including a trap mid-operation). -1 when it cannot be trusted any more

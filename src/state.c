@@ -97,9 +97,7 @@ nx_state_key_t *nx_state_add(nx_exec_t *ex, const char *name, size_t len) {
   return k;
 }
 
-int nx_state_exists(const nx_state_key_t *k) {
-  return k && !k->deleted && (k->loaded || k->orig);
-}
+int nx_state_exists(const nx_state_key_t *k) { return k && !k->deleted && (k->loaded || k->orig); }
 
 int nx_state_load(nx_exec_t *ex, nx_state_key_t *k, nx_jsval_t *out) {
   nx_sandbox_t *sb = ex->sb;
@@ -199,7 +197,8 @@ static int inplace_allowed(nx_exec_t *ex, const nx_state_key_t *k) {
   if (nx_caps_allows(&ex->caps, NX_CAP_STATE_WRITE, k->name, k->len)) return NX_RC_OK;
   snprintf(msg, sizeof msg,
            "Permission denied: $state.%.*s was changed in place without capability "
-           "state:write:%.*s", n, k->name, n, k->name);
+           "state:write:%.*s",
+           n, k->name, n, k->name);
   nx_failure_set(ex, NX_E_PERMISSION_DENIED, msg);
   return NX_RC_INVALID;
 }

@@ -16,17 +16,17 @@
 typedef struct nx_exec_s nx_exec_t;
 
 typedef struct {
-  const char *name;             /* in the context, or the execution's memory */
+  const char *name; /* in the context, or the execution's memory */
   uint32_t len;
-  const msgpack_object *orig;   /* the host's value, or NULL */
-  nx_jsval_t value;             /* guest value once loaded or set */
+  const msgpack_object *orig; /* the host's value, or NULL */
+  nx_jsval_t value;           /* guest value once loaded or set */
   uint8_t loaded, read, deleted;
-  int32_t change;               /* position in the change order, or -1 */
-  uint32_t version;             /* bumped by every write and delete */
+  int32_t change;   /* position in the change order, or -1 */
+  uint32_t version; /* bumped by every write and delete */
   /* At the end of a segment: the value's encoding as of snap_version. */
   nx_buf_t snap;
   uint32_t snap_version;
-  uint8_t snapped, inplace;     /* inplace: a read object changed in place */
+  uint8_t snapped, inplace; /* inplace: a read object changed in place */
   /* What the host was last told, once a suspended result reported this
    * key (before that, `orig` is the baseline). */
   uint8_t *base;
@@ -38,7 +38,7 @@ typedef struct {
   const msgpack_object *snapshot; /* the context's stateSnapshot map, or NULL */
   nx_state_key_t *keys;
   uint32_t nkeys, cap;
-  uint32_t *index;              /* open addressing over keys, position + 1 */
+  uint32_t *index; /* open addressing over keys, position + 1 */
   uint32_t index_cap;
   uint32_t nchanges;
 } nx_state_t;

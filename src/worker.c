@@ -55,8 +55,8 @@ static void retire(nx_runtime_t *rt, nx_task_t *task, nx_job_t *job, nx_job_t *w
 }
 
 /* Why a suspended task cannot park (under the lock); NULL when it can. */
-static const char *cannot_park(nx_runtime_t *rt, nx_task_t *task, nx_error_code_t *code,
-                               char *msg, size_t len) {
+static const char *cannot_park(nx_runtime_t *rt, nx_task_t *task, nx_error_code_t *code, char *msg,
+                               size_t len) {
   *code = NX_E_INTERNAL_ERROR;
   if (atomic_load(&rt->stopping) || rt->closing)
     return "The runtime shut down while the handler was suspended";
@@ -166,8 +166,10 @@ static nx_sandbox_t *instantiate(nx_runtime_t *rt, char *err, size_t errlen) {
 static void finish_early(nx_runtime_t *rt, nx_job_t *job, nx_sandbox_t *sb, uint64_t before) {
   nx_sandbox_t *discard = NULL;
   pthread_mutex_lock(&rt->lock);
-  if (sb) nx_pool_put(&rt->pool, sb, before, &discard);
-  else nx_pool_unreserve(&rt->pool);
+  if (sb)
+    nx_pool_put(&rt->pool, sb, before, &discard);
+  else
+    nx_pool_unreserve(&rt->pool);
   rt->stats.active--;
   nx_runtime_complete(rt, job);
   pthread_cond_broadcast(&rt->cond);
@@ -219,8 +221,10 @@ static void prewarm(nx_runtime_t *rt) {
     pthread_mutex_unlock(&rt->lock);
     sb = instantiate(rt, err, sizeof err);
     pthread_mutex_lock(&rt->lock);
-    if (sb == NULL) nx_pool_unreserve(&rt->pool);
-    else nx_pool_put(&rt->pool, sb, 0, &discard);
+    if (sb == NULL)
+      nx_pool_unreserve(&rt->pool);
+    else
+      nx_pool_put(&rt->pool, sb, 0, &discard);
     pthread_cond_broadcast(&rt->cond);
     pthread_mutex_unlock(&rt->lock);
     if (sb == NULL) return;

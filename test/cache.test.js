@@ -9,7 +9,7 @@ const path = require('path');
 const { spawnSync } = require('child_process');
 
 const ROOT = path.join(__dirname, '..');
-const SOURCES = ['test/c/cache_test.c', 'src/cache.c', 'src/cache_disk.c', 'src/sha256.c', 'src/util.c'];
+const SOURCES = ['test/c/cache_test.c', 'src/blob.c', 'src/cache.c', 'src/cache_disk.c', 'src/sha256.c', 'src/util.c'];
 const FLAGS = ['-std=c11', '-D_GNU_SOURCE', '-O1', '-Wall', '-Wextra', '-Werror', '-pthread', '-Isrc'];
 
 const haveGcc = !spawnSync('gcc', ['--version'], { stdio: 'ignore' }).error;

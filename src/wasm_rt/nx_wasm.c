@@ -15,8 +15,7 @@
 
 __thread uint32_t nx_wasm_depth __attribute__((tls_model("initial-exec"))) =
     NX_WASM_DEPTH_CEILING - 1000;
-__thread nx_wasm_guard_t *nx_wasm_guard_top
-    __attribute__((tls_model("initial-exec")));
+__thread nx_wasm_guard_t *nx_wasm_guard_top __attribute__((tls_model("initial-exec")));
 static __thread uint64_t next_memory_max = (uint64_t)NX_WASM_PAGE * 65536u;
 
 void nx_wasm_thread_set_depth_limit(uint32_t limit) {
@@ -52,9 +51,7 @@ const char *nx_wasm_trap_name(int trap) {
   }
 }
 
-const char *wasm_rt_strerror(wasm_rt_trap_t trap) {
-  return nx_wasm_trap_name((int)trap);
-}
+const char *wasm_rt_strerror(wasm_rt_trap_t trap) { return nx_wasm_trap_name((int)trap); }
 
 /* Function types are registered while the module initialises (once, under
  * pthread_once in the sandbox module); ids must be stable and equal for equal
@@ -108,8 +105,7 @@ void wasm_rt_init(void) {}
 bool wasm_rt_is_initialized(void) { return true; }
 void wasm_rt_free(void) {}
 
-void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages,
-                             uint32_t max_pages) {
+void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint32_t max_pages) {
   uint64_t max_bytes = next_memory_max;
   uint64_t limit_pages = max_bytes / NX_WASM_PAGE;
   uint8_t *data;
@@ -123,8 +119,7 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages,
               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (data == MAP_FAILED) wasm_rt_trap(WASM_RT_TRAP_OOB);
   if (initial_pages &&
-      mprotect(data, (size_t)initial_pages * NX_WASM_PAGE,
-               PROT_READ | PROT_WRITE) != 0) {
+      mprotect(data, (size_t)initial_pages * NX_WASM_PAGE, PROT_READ | PROT_WRITE) != 0) {
     munmap(data, (size_t)max_pages * NX_WASM_PAGE);
     wasm_rt_trap(WASM_RT_TRAP_OOB);
   }
@@ -139,9 +134,8 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *mem, uint32_t delta) {
   uint64_t pages = (uint64_t)old + delta;
 
   if (pages > mem->max_pages) return (uint32_t)-1;
-  if (delta &&
-      mprotect(mem->data + (size_t)old * NX_WASM_PAGE,
-               (size_t)delta * NX_WASM_PAGE, PROT_READ | PROT_WRITE) != 0)
+  if (delta && mprotect(mem->data + (size_t)old * NX_WASM_PAGE, (size_t)delta * NX_WASM_PAGE,
+                        PROT_READ | PROT_WRITE) != 0)
     return (uint32_t)-1;
   mem->pages = (uint32_t)pages;
   mem->size = (uint32_t)(pages * NX_WASM_PAGE); /* wraps only at 4 GiB */
@@ -154,8 +148,8 @@ void wasm_rt_free_memory(wasm_rt_memory_t *mem) {
   mem->pages = mem->max_pages = mem->size = 0;
 }
 
-void wasm_rt_allocate_funcref_table(wasm_rt_funcref_table_t *table,
-                                    uint32_t elements, uint32_t max_elements) {
+void wasm_rt_allocate_funcref_table(wasm_rt_funcref_table_t *table, uint32_t elements,
+                                    uint32_t max_elements) {
   (void)max_elements;
   table->data = calloc(elements ? elements : 1, sizeof(wasm_rt_funcref_t));
   if (table->data == NULL) wasm_rt_trap(WASM_RT_TRAP_OOB);

@@ -17,14 +17,13 @@ typedef struct nx_wasm_guard_s {
   uint32_t depth; /* counter value to restore when a trap unwinds */
 } nx_wasm_guard_t;
 
-extern __thread nx_wasm_guard_t *nx_wasm_guard_top
-    __attribute__((tls_model("initial-exec")));
+extern __thread nx_wasm_guard_t *nx_wasm_guard_top __attribute__((tls_model("initial-exec")));
 
 /* Usage:  nx_wasm_guard_t g;  int trap = NX_WASM_TRY(&g);
  *         if (trap == 0) { ...wasm calls...; nx_wasm_leave(&g); }
- *                                  else { trap is the wasm_rt_trap_t; the guard is already left }   */
-#define NX_WASM_TRY(g) \
-  (nx_wasm_enter(g), setjmp((g)->env))
+ *                                  else { trap is the wasm_rt_trap_t; the guard is already left }
+ */
+#define NX_WASM_TRY(g) (nx_wasm_enter(g), setjmp((g)->env))
 
 static inline void nx_wasm_enter(nx_wasm_guard_t *g) {
   g->prev = nx_wasm_guard_top;
@@ -32,9 +31,7 @@ static inline void nx_wasm_enter(nx_wasm_guard_t *g) {
   nx_wasm_guard_top = g;
 }
 
-static inline void nx_wasm_leave(nx_wasm_guard_t *g) {
-  nx_wasm_guard_top = g->prev;
-}
+static inline void nx_wasm_leave(nx_wasm_guard_t *g) { nx_wasm_guard_top = g->prev; }
 
 /* Sets how many nested wasm calls this thread may make. */
 void nx_wasm_thread_set_depth_limit(uint32_t limit);

@@ -24,12 +24,12 @@ typedef struct {
   char base[PATH_MAX - 128];
 } tctx_t;
 
-#define CHECK(t, cond)                                                               \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
-      fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);     \
-      __atomic_add_fetch(&(t)->failed, 1, __ATOMIC_RELAXED);                         \
-    }                                                                                \
+#define CHECK(t, cond)                                                           \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
+      fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
+      __atomic_add_fetch(&(t)->failed, 1, __ATOMIC_RELAXED);                     \
+    }                                                                            \
   } while (0)
 
 #define MIB (1024u * 1024u)
@@ -151,7 +151,9 @@ static nx_cache_where_t get_is(nx_cache_t *c, const uint8_t key[32], const uint8
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st; (void)flag; (void)ftw;
+  (void)st;
+  (void)flag;
+  (void)ftw;
   return remove(path);
 }
 
@@ -164,13 +166,16 @@ static int digest_is(const uint8_t d[32], const char *want) {
 }
 
 static void test_sha256_vectors(tctx_t *t) {
-  static const struct { const char *msg, *digest; } v[] = {
-    {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
-    {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
-    {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-     "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
-    {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
-     "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"},
+  static const struct {
+    const char *msg, *digest;
+  } v[] = {
+      {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+      {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+      {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+      {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmn"
+       "opqrsmnopqrstnopqrstu",
+       "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"},
   };
   static const char *million_a = "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0";
   uint8_t d[32], ref[32], msg[300];
@@ -307,7 +312,7 @@ static void test_lru_eviction_by_bytes(tctx_t *t) {
   s = stats_of(c);
   CHECK(t, s.entries == 3 && s.bytes == 3 * COST(100) && s.evictions == 0);
   CHECK(t, get_is(c, k[0], d[0], 100) == NX_CACHE_HIT_MEMORY); /* A is now newest */
-  CHECK(t, put(c, k[3], d[3], 100));                            /* D evicts B */
+  CHECK(t, put(c, k[3], d[3], 100));                           /* D evicts B */
   CHECK(t, get_is(c, k[1], NULL, 0) == NX_CACHE_MISS);
   /* Oldest to newest is now C, A, D. E costs two small entries' worth:
    * it pushes out C and A, never D nor itself. */
@@ -473,14 +478,37 @@ static void test_disk_roundtrip(tctx_t *t) {
 }
 
 enum {
-  BAD_PAYLOAD_BYTE, BAD_MAGIC, BAD_VERSION, BAD_CHECKSUM, BAD_LENGTH_FIELD, TRUNCATED,
-  TRUNCATED_HEADER, EMPTY, EXTENDED, FOREIGN, RENAMED, HUGE, SYMLINK, FIFO, BAD__COUNT
+  BAD_PAYLOAD_BYTE,
+  BAD_MAGIC,
+  BAD_VERSION,
+  BAD_CHECKSUM,
+  BAD_LENGTH_FIELD,
+  TRUNCATED,
+  TRUNCATED_HEADER,
+  EMPTY,
+  EXTENDED,
+  FOREIGN,
+  RENAMED,
+  HUGE,
+  SYMLINK,
+  FIFO,
+  BAD__COUNT
 };
 static const char *const bad_names[] = {
-  "flipped payload byte", "flipped magic", "version 2", "flipped checksum byte",
-  "length field off by one", "truncated by one byte", "truncated inside the header", "empty",
-  "one byte appended", "foreign random bytes", "another key's file", "huge sparse file",
-  "symlink", "fifo",
+    "flipped payload byte",
+    "flipped magic",
+    "version 2",
+    "flipped checksum byte",
+    "length field off by one",
+    "truncated by one byte",
+    "truncated inside the header",
+    "empty",
+    "one byte appended",
+    "foreign random bytes",
+    "another key's file",
+    "huge sparse file",
+    "symlink",
+    "fifo",
 };
 
 static int flip(const char *path, long off) {
@@ -502,36 +530,36 @@ static int spoil(const char *dir, const uint8_t victim[32], const uint8_t other[
   key_path(dir, other, opath);
   size = file_size(path);
   switch (how) {
-  case BAD_PAYLOAD_BYTE: return flip(path, NX_CACHE_HEADER_LEN + 500);
-  case BAD_MAGIC: return flip(path, 1);
-  case BAD_VERSION: return flip(path, 5);
-  case BAD_CHECKSUM: return flip(path, 31);
-  case BAD_LENGTH_FIELD: return flip(path, 8);
-  case TRUNCATED: return truncate(path, size - 1);
-  case TRUNCATED_HEADER: return truncate(path, 20);
-  case EMPTY: return truncate(path, 0);
-  case EXTENDED: return truncate(path, size + 1);
-  case FOREIGN: {
-    uint8_t junk[2000];
-    fill(junk, sizeof junk, 77);
-    return write_file(path, junk, sizeof junk);
-  }
-  case RENAMED: {
-    size_t n;
-    uint8_t *p = read_file(opath, &n);
-    int rc = p != NULL ? write_file(path, p, n) : -1;
-    free(p);
-    return rc;
-  }
-  case HUGE: { /* a well-formed header promising 100 MiB */
-    uint8_t hdr[NX_CACHE_HEADER_LEN] = "NXBC\1\0\0\0";
-    uint64_t len = 100ull * MIB;
-    for (int i = 0; i < 8; i++) hdr[8 + i] = (uint8_t)(len >> (8 * i));
-    if (write_file(path, hdr, sizeof hdr) != 0) return -1;
-    return truncate(path, (off_t)(sizeof hdr + len));
-  }
-  case SYMLINK: return unlink(path) == 0 ? symlink(opath, path) : -1;
-  case FIFO: return unlink(path) == 0 ? mkfifo(path, 0600) : -1;
+    case BAD_PAYLOAD_BYTE: return flip(path, NX_CACHE_HEADER_LEN + 500);
+    case BAD_MAGIC: return flip(path, 1);
+    case BAD_VERSION: return flip(path, 5);
+    case BAD_CHECKSUM: return flip(path, 31);
+    case BAD_LENGTH_FIELD: return flip(path, 8);
+    case TRUNCATED: return truncate(path, size - 1);
+    case TRUNCATED_HEADER: return truncate(path, 20);
+    case EMPTY: return truncate(path, 0);
+    case EXTENDED: return truncate(path, size + 1);
+    case FOREIGN: {
+      uint8_t junk[2000];
+      fill(junk, sizeof junk, 77);
+      return write_file(path, junk, sizeof junk);
+    }
+    case RENAMED: {
+      size_t n;
+      uint8_t *p = read_file(opath, &n);
+      int rc = p != NULL ? write_file(path, p, n) : -1;
+      free(p);
+      return rc;
+    }
+    case HUGE: { /* a well-formed header promising 100 MiB */
+      uint8_t hdr[NX_CACHE_HEADER_LEN] = "NXBC\1\0\0\0";
+      uint64_t len = 100ull * MIB;
+      for (int i = 0; i < 8; i++) hdr[8 + i] = (uint8_t)(len >> (8 * i));
+      if (write_file(path, hdr, sizeof hdr) != 0) return -1;
+      return truncate(path, (off_t)(sizeof hdr + len));
+    }
+    case SYMLINK: return unlink(path) == 0 ? symlink(opath, path) : -1;
+    case FIFO: return unlink(path) == 0 ? mkfifo(path, 0600) : -1;
   }
   return -1;
 }
@@ -731,8 +759,7 @@ static int mp_valid(const nx_blob_t *b, const uint8_t key[32], uint8_t *scratch)
   if (b->len < MP_HDR || memcmp(b->data, key, 32) != 0) return 0;
   memcpy(&writer, b->data + 32, 4);
   memcpy(&iter, b->data + 36, 4);
-  return mp_payload(scratch, key, writer, iter) == b->len &&
-         memcmp(scratch, b->data, b->len) == 0;
+  return mp_payload(scratch, key, writer, iter) == b->len && memcmp(scratch, b->data, b->len) == 0;
 }
 
 static int mp_child(const char *dir, uint32_t writer) {
@@ -785,8 +812,11 @@ static void test_processes_share_a_dir(tctx_t *t) {
   while (running > 0) {
     for (int k = 0; k < MP_SHARED + 2; k++) {
       nx_blob_t *b;
-      if (k < MP_SHARED) make_key(key, "shared", (uint64_t)k);
-      else make_key(key, "private", (splitmix(&rng) % MP_WRITERS + 1) * 100000 + splitmix(&rng) % MP_ITER);
+      if (k < MP_SHARED)
+        make_key(key, "shared", (uint64_t)k);
+      else
+        make_key(key, "private",
+                 (splitmix(&rng) % MP_WRITERS + 1) * 100000 + splitmix(&rng) % MP_ITER);
       b = nx_cache_get(c, key, NULL);
       reads++;
       if (b != NULL) {
@@ -904,7 +934,7 @@ static void test_threads_share_a_cache(tctx_t *t) {
   c = open_cache(t, TH_MEMORY, dir, TH_DISK);
   if (c == NULL) return;
   for (int i = 0; i <= TH_THREADS; i++) {
-    args[i] = (th_arg_t){t, c, (const uint8_t (*)[32])keys, (uint32_t)i + 1, 0, &stop};
+    args[i] = (th_arg_t){t, c, (const uint8_t(*)[32])keys, (uint32_t)i + 1, 0, &stop};
     if (pthread_create(&th[i], NULL, i < TH_THREADS ? th_worker : th_stats, &args[i]) != 0) break;
     started++;
   }
@@ -928,20 +958,25 @@ static void test_threads_share_a_cache(tctx_t *t) {
 /* ---- runner --------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
-  static const struct { const char *name; void (*fn)(tctx_t *); } tests[] = {
-    {"sha256: FIPS 180-4 vectors and split updates", test_sha256_vectors},
-    {"sha256: agrees with sha256sum on 0..200 bytes and a few MiB", test_sha256_vs_sha256sum},
-    {"memory: hit, miss, copy semantics, empty blob", test_memory_hit_and_miss},
-    {"memory: LRU evicts oldest by bytes; oversize entries are not kept", test_lru_eviction_by_bytes},
-    {"memory: a held blob outlives eviction, replacement and the cache", test_refcount_outlives_eviction},
-    {"memory: 5000 keys through a growing table", test_many_keys},
-    {"disk: file format, reload by a new cache, promotion", test_disk_roundtrip},
-    {"disk: bad files are rejected, counted, unlinked and replaced", test_disk_rejects_bad_files},
-    {"disk: a failed write is counted and leaves no temp file", test_disk_write_failure},
-    {"disk: nx_cache_new reports unusable directories", test_new_errors},
-    {"disk: trimming by mtime to 90% of the bound", test_disk_trim},
-    {"disk: forked writers never expose a torn file", test_processes_share_a_dir},
-    {"threads: concurrent get/put with eviction and trimming", test_threads_share_a_cache},
+  static const struct {
+    const char *name;
+    void (*fn)(tctx_t *);
+  } tests[] = {
+      {"sha256: FIPS 180-4 vectors and split updates", test_sha256_vectors},
+      {"sha256: agrees with sha256sum on 0..200 bytes and a few MiB", test_sha256_vs_sha256sum},
+      {"memory: hit, miss, copy semantics, empty blob", test_memory_hit_and_miss},
+      {"memory: LRU evicts oldest by bytes; oversize entries are not kept",
+       test_lru_eviction_by_bytes},
+      {"memory: a held blob outlives eviction, replacement and the cache",
+       test_refcount_outlives_eviction},
+      {"memory: 5000 keys through a growing table", test_many_keys},
+      {"disk: file format, reload by a new cache, promotion", test_disk_roundtrip},
+      {"disk: bad files are rejected, counted, unlinked and replaced", test_disk_rejects_bad_files},
+      {"disk: a failed write is counted and leaves no temp file", test_disk_write_failure},
+      {"disk: nx_cache_new reports unusable directories", test_new_errors},
+      {"disk: trimming by mtime to 90% of the bound", test_disk_trim},
+      {"disk: forked writers never expose a torn file", test_processes_share_a_dir},
+      {"threads: concurrent get/put with eviction and trimming", test_threads_share_a_cache},
   };
   const char *tmp = argc > 1 ? argv[1] : getenv("TMPDIR");
   int passed = 0, failed = 0;

@@ -117,8 +117,10 @@ static void check_structure(tally_t *t, const char *text, size_t len) {
     if (strncmp(line, "# HELP ", 7) == 0) {
       sscanf(line + 7, "%127s", help_of);
     } else if (strncmp(line, "# TYPE ", 7) == 0) {
-      if (sscanf(line + 7, "%127s %15s", family, type) != 2) bad = 1;
-      else if (strcmp(family, help_of) != 0) bad = 1;
+      if (sscanf(line + 7, "%127s %15s", family, type) != 2)
+        bad = 1;
+      else if (strcmp(family, help_of) != 0)
+        bad = 1;
       else if (strcmp(type, "counter") == 0 &&
                (strlen(family) < 6 || strcmp(family + strlen(family) - 6, "_total") != 0))
         bad = 1;
@@ -173,8 +175,8 @@ static void check_structure(tally_t *t, const char *text, size_t len) {
 }
 
 static const char *const codes[] = {
-    "TIMEOUT", "MEMORY_LIMIT", "PERMISSION_DENIED", "EXECUTION_ERROR",
-    "COMPILATION_ERROR", "INVALID_HANDLER", "INTERNAL_ERROR", "RESOURCE_LIMIT",
+    "TIMEOUT",           "MEMORY_LIMIT",    "PERMISSION_DENIED", "EXECUTION_ERROR",
+    "COMPILATION_ERROR", "INVALID_HANDLER", "INTERNAL_ERROR",    "RESOURCE_LIMIT",
 };
 
 static void test_empty(tally_t *t) {
@@ -209,10 +211,10 @@ static void test_known_mix(tally_t *t, const char *out_path) {
     const char *le;
     int count;
   } buckets[] = {
-      {"1e-05", 2}, {"2.5e-05", 4}, {"5e-05", 4}, {"0.0001", 5}, {"0.00025", 6},
-      {"0.0005", 6}, {"0.001", 7}, {"0.0025", 8}, {"0.005", 8}, {"0.01", 8},
-      {"0.025", 8}, {"0.05", 8}, {"0.1", 8}, {"0.25", 8}, {"0.5", 8},
-      {"1", 8}, {"2.5", 8}, {"5", 9}, {"10", 9}, {"+Inf", 10},
+      {"1e-05", 2},  {"2.5e-05", 4}, {"5e-05", 4},  {"0.0001", 5}, {"0.00025", 6},
+      {"0.0005", 6}, {"0.001", 7},   {"0.0025", 8}, {"0.005", 8},  {"0.01", 8},
+      {"0.025", 8},  {"0.05", 8},    {"0.1", 8},    {"0.25", 8},   {"0.5", 8},
+      {"1", 8},      {"2.5", 8},     {"5", 9},      {"10", 9},     {"+Inf", 10},
   };
   static const int code_counts[] = {2, 0, 1, 0, 0, 0, 2, 0};
   nx_metrics_gauges_t g = {3, 5, 2, 7, 123456789, 4, 4096};
@@ -252,15 +254,15 @@ static void test_known_mix(tally_t *t, const char *out_path) {
   nx_metrics_record_hostcall(m, "we\"ird\na\\me", 11, 2);
   nx_metrics_record_hostcall(m, "ext.\xc3\xbc.get", 10, 1);
   nx_metrics_record_hostcall(m, name128, 128, 1);
-  nx_metrics_record_hostcall(m, "other", 5, 1);          /* folded */
-  nx_metrics_record_hostcall(m, "", 0, 1);               /* folded */
-  nx_metrics_record_hostcall(m, NULL, 3, 1);             /* folded */
-  nx_metrics_record_hostcall(m, "\xff\xfe", 2, 1);       /* folded: not UTF-8 */
-  nx_metrics_record_hostcall(m, "\xed\xa0\x80", 3, 1);   /* folded: surrogate */
-  nx_metrics_record_hostcall(m, "\xc3", 1, 1);           /* folded: truncated */
-  nx_metrics_record_hostcall(m, "a\0b", 3, 1);           /* folded: NUL */
-  nx_metrics_record_hostcall(m, name129, 129, 1);        /* folded: too long */
-  nx_metrics_record_hostcall(m, "log", 3, 0);            /* nothing recorded */
+  nx_metrics_record_hostcall(m, "other", 5, 1);        /* folded */
+  nx_metrics_record_hostcall(m, "", 0, 1);             /* folded */
+  nx_metrics_record_hostcall(m, NULL, 3, 1);           /* folded */
+  nx_metrics_record_hostcall(m, "\xff\xfe", 2, 1);     /* folded: not UTF-8 */
+  nx_metrics_record_hostcall(m, "\xed\xa0\x80", 3, 1); /* folded: surrogate */
+  nx_metrics_record_hostcall(m, "\xc3", 1, 1);         /* folded: truncated */
+  nx_metrics_record_hostcall(m, "a\0b", 3, 1);         /* folded: NUL */
+  nx_metrics_record_hostcall(m, name129, 129, 1);      /* folded: too long */
+  nx_metrics_record_hostcall(m, "log", 3, 0);          /* nothing recorded */
   /* 5 series so far; 251 more fill the cap, the next 49 fold. */
   for (i = 0; i < 300; i++) {
     snprintf(fill, sizeof fill, "ext.fill%03zu.call", i);
@@ -281,13 +283,12 @@ static void test_known_mix(tally_t *t, const char *out_path) {
   expect_line(t, text, "nexus_executions_total{status=\"suspended\"} 2");
   expect_line(t, text, "# TYPE nexus_execution_errors_total counter");
   for (i = 0; i < sizeof codes / sizeof codes[0]; i++)
-    expect_line(t, text, "nexus_execution_errors_total{code=\"%s\"} %d", codes[i],
-                code_counts[i]);
+    expect_line(t, text, "nexus_execution_errors_total{code=\"%s\"} %d", codes[i], code_counts[i]);
 
   expect_line(t, text, "# TYPE nexus_execution_duration_seconds histogram");
   for (i = 0; i < sizeof buckets / sizeof buckets[0]; i++)
-    expect_line(t, text, "nexus_execution_duration_seconds_bucket{le=\"%s\"} %d",
-                buckets[i].le, buckets[i].count);
+    expect_line(t, text, "nexus_execution_duration_seconds_bucket{le=\"%s\"} %d", buckets[i].le,
+                buckets[i].count);
   /* 10+11+0+1000+1001+5000000+10000001+250+100+20 µs */
   expect_line(t, text, "nexus_execution_duration_seconds_sum 15.002393");
   expect_line(t, text, "nexus_execution_duration_seconds_count 10");
@@ -326,20 +327,20 @@ static void test_known_mix(tally_t *t, const char *out_path) {
   check(t, strstr(text, "# TYPE nexus_memory_bytes gauge\n") != NULL, "memory is a gauge");
 
   nx_metrics_totals(m, &tot);
-  check(t, tot.by_status[NX_STATUS_SUCCESS] == 3 && tot.by_status[NX_STATUS_ERROR] == 5 &&
-               tot.by_status[NX_STATUS_SUSPENDED] == 2,
+  check(t,
+        tot.by_status[NX_STATUS_SUCCESS] == 3 && tot.by_status[NX_STATUS_ERROR] == 5 &&
+            tot.by_status[NX_STATUS_SUSPENDED] == 2,
         "totals by status");
-  check(t, tot.by_code[NX_OK] == 5 && tot.by_code[NX_E_TIMEOUT] == 2 &&
-               tot.by_code[NX_E_PERMISSION_DENIED] == 1 &&
-               tot.by_code[NX_E_INTERNAL_ERROR] == 2,
+  check(t,
+        tot.by_code[NX_OK] == 5 && tot.by_code[NX_E_TIMEOUT] == 2 &&
+            tot.by_code[NX_E_PERMISSION_DENIED] == 1 && tot.by_code[NX_E_INTERNAL_ERROR] == 2,
         "totals by code");
   check(t, tot.cache_hits == 3 && tot.cache_misses == 1, "totals of the cache");
   check(t, tot.count == 10 && tot.duration_us_sum == 15002393, "totals of durations");
 
   if (out_path) {
     FILE *f = fopen(out_path, "w");
-    check(t, f != NULL && fwrite(text, 1, len, f) == len && fclose(f) == 0,
-          "write %s", out_path);
+    check(t, f != NULL && fwrite(text, 1, len, f) == len && fclose(f) == 0, "write %s", out_path);
   }
 done:
   free(text);
@@ -350,7 +351,7 @@ done:
 
 #define THREADS 4
 #define ITERATIONS 19800 /* a multiple of NAMES: every name gets the same count */
-#define NAMES 300 /* more than the cap, so insertion races the cap too */
+#define NAMES 300        /* more than the cap, so insertion races the cap too */
 
 typedef struct {
   nx_metrics_t *m;
@@ -394,8 +395,7 @@ static void *renderer(void *arg) {
     count = sample(text, "nexus_execution_duration_seconds_count");
     inf = sample(text, "nexus_execution_duration_seconds_bucket{le=\"+Inf\"}");
     st = (long long)sum_samples(text, "nexus_executions_total{", &lines);
-    if (count != inf || count != st || count < last || strlen(text) != len)
-      s->bad_renders++;
+    if (count != inf || count != st || count < last || strlen(text) != len) s->bad_renders++;
     last = count;
     s->renders++;
     free(text);
@@ -441,21 +441,21 @@ static void test_concurrent(tally_t *t) {
   check(t, tot.count == (uint64_t)THREADS * ITERATIONS, "count %" PRIu64, tot.count);
   check(t, tot.by_status[NX_STATUS_SUCCESS] == THREADS * per_status, "successes");
   check(t, tot.by_code[NX_E_TIMEOUT] == tot.by_status[NX_STATUS_ERROR], "errors");
-  check(t, tot.cache_hits + tot.cache_misses == (uint64_t)THREADS * ITERATIONS &&
-               tot.cache_hits == tot.cache_misses,
+  check(t,
+        tot.cache_hits + tot.cache_misses == (uint64_t)THREADS * ITERATIONS &&
+            tot.cache_hits == tot.cache_misses,
         "cache hits and misses");
 
   text = nx_metrics_render(s.m, NULL, &len);
   check(t, text != NULL, "final render");
   if (text) {
     check_structure(t, text, len);
-    check(t, sum_samples(text, "nexus_host_calls_total{", &lines) ==
-                 (uint64_t)THREADS * ITERATIONS,
+    check(t, sum_samples(text, "nexus_host_calls_total{", &lines) == (uint64_t)THREADS * ITERATIONS,
           "no host call lost");
-    check(t, lines == NX_METRICS_HOSTCALL_CAP + 1, "%d host-call series under contention",
-          lines);
-    check(t, sample(text, "nexus_host_calls_total{function=\"other\"}") ==
-                 (long long)(NAMES - NX_METRICS_HOSTCALL_CAP) * (THREADS * ITERATIONS / NAMES),
+    check(t, lines == NX_METRICS_HOSTCALL_CAP + 1, "%d host-call series under contention", lines);
+    check(t,
+          sample(text, "nexus_host_calls_total{function=\"other\"}") ==
+              (long long)(NAMES - NX_METRICS_HOSTCALL_CAP) * (THREADS * ITERATIONS / NAMES),
           "other holds exactly the names past the cap");
     expect_line(t, text, "nexus_execution_duration_seconds_count %d", THREADS * ITERATIONS);
   }

@@ -17,8 +17,8 @@
 #include "runner.h"
 
 #define COUNT(table) (sizeof(table) / sizeof((table)[0]))
-#define MAX_DEPTH 4     /* nesting of expressions and actions */
-#define MAX_NODES 240   /* expansions per handler, so size stays bounded */
+#define MAX_DEPTH 4   /* nesting of expressions and actions */
+#define MAX_NODES 240 /* expansions per handler, so size stays bounded */
 #define SRC_CAP (96u << 10)
 
 /* ---- the grammar ------------------------------------------------------------
@@ -30,24 +30,69 @@
  * so a handler is complete when the input runs out. */
 
 static const char *const numbers[] = {
-    "0", "-0", "1", "-1", "42", "0.5", "2147483647", "2147483648", "-2147483648",
-    "-2147483649", "4294967295", "4294967296", "9007199254740993", "1e21", "1e308",
-    "5e-324", "NaN", "Infinity", "-Infinity", "8.64e15", "-8.64e15", "8.64e15 + 1",
-    "0xD800", "Number.MAX_VALUE",
+    "0",
+    "-0",
+    "1",
+    "-1",
+    "42",
+    "0.5",
+    "2147483647",
+    "2147483648",
+    "-2147483648",
+    "-2147483649",
+    "4294967295",
+    "4294967296",
+    "9007199254740993",
+    "1e21",
+    "1e308",
+    "5e-324",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "8.64e15",
+    "-8.64e15",
+    "8.64e15 + 1",
+    "0xD800",
+    "Number.MAX_VALUE",
 };
 
 static const char *const strings[] = {
-    "\"\"", "\"abc\"", "\"\\uD800\"", "\"a\\uDC00b\"", "\"\\uD83D\\uDE00\"", "\"\\u0000z\"",
-    "\"\\u00e9\\u4e2d\"", "\"x\".repeat(%c)", "\"\\uD800\".repeat(%c)",
-    "\"\\uDBFF\\uDFFF\".repeat(%c)", "String.fromCharCode(%n)",
-    "(\"ab\".repeat(%c) + \"\\uD800\")", "[\"p\", \"q\"].join(\"\\uDBFF\")", "\"__proto__\"",
-    "(\"k\" + %n)", "(\"\\uD83D\\uDE00\".slice(0, 1) + \"\\uDE00\")", "String(%b)",
+    "\"\"",
+    "\"abc\"",
+    "\"\\uD800\"",
+    "\"a\\uDC00b\"",
+    "\"\\uD83D\\uDE00\"",
+    "\"\\u0000z\"",
+    "\"\\u00e9\\u4e2d\"",
+    "\"x\".repeat(%c)",
+    "\"\\uD800\".repeat(%c)",
+    "\"\\uDBFF\\uDFFF\".repeat(%c)",
+    "String.fromCharCode(%n)",
+    "(\"ab\".repeat(%c) + \"\\uD800\")",
+    "[\"p\", \"q\"].join(\"\\uDBFF\")",
+    "\"__proto__\"",
+    "(\"k\" + %n)",
+    "(\"\\uD83D\\uDE00\".slice(0, 1) + \"\\uDE00\")",
+    "String(%b)",
 };
 
 static const char *const bigints[] = {
-    "0n", "-1n", "123n", "2n ** 31n", "-(2n ** 31n)", "2n ** 32n", "2n ** 63n - 1n",
-    "2n ** 63n", "-(2n ** 63n)", "-(2n ** 63n) - 1n", "2n ** 64n - 1n", "2n ** 64n",
-    "-(2n ** 64n)", "2n ** 1000n", "BigInt(%n)", "BigInt.asUintN(64, -1n)",
+    "0n",
+    "-1n",
+    "123n",
+    "2n ** 31n",
+    "-(2n ** 31n)",
+    "2n ** 32n",
+    "2n ** 63n - 1n",
+    "2n ** 63n",
+    "-(2n ** 63n)",
+    "-(2n ** 63n) - 1n",
+    "2n ** 64n - 1n",
+    "2n ** 64n",
+    "-(2n ** 64n)",
+    "2n ** 1000n",
+    "BigInt(%n)",
+    "BigInt.asUintN(64, -1n)",
     "BigInt.asIntN(64, 2n ** 63n)",
 };
 
@@ -56,42 +101,97 @@ static const char *const depths[] = {"8", "100", "254", "255", "256", "257", "30
 static const char *const doublings[] = {"3", "10", "17", "24", "40"};
 
 static const char *const state_keys[] = {
-    "\"count\"", "\"obj\"", "\"s\"", "\"list\"", "\"fresh\"", "\"big\"", "\"__proto__\"",
-    "\"\"", "\"\\uD800\"", "\"0\"", "Symbol.iterator", "%n",
+    "\"count\"",     "\"obj\"", "\"s\"",       "\"list\"", "\"fresh\"",       "\"big\"",
+    "\"__proto__\"", "\"\"",    "\"\\uD800\"", "\"0\"",    "Symbol.iterator", "%n",
 };
 
 static const char *const typed[] = {
-    "Uint8Array", "Int8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array",
-    "Int32Array", "Uint32Array", "Float32Array", "Float64Array", "BigInt64Array",
-    "BigUint64Array", "Float16Array",
+    "Uint8Array",   "Int8Array",     "Uint8ClampedArray", "Int16Array",
+    "Uint16Array",  "Int32Array",    "Uint32Array",       "Float32Array",
+    "Float64Array", "BigInt64Array", "BigUint64Array",    "Float16Array",
 };
 
 /* svc.get, svc.put and other.call are registered (runner.c's context). */
 static const char *const ext_methods[] = {
-    "$ext.svc.get", "$ext.svc.put", "$ext.other.call", "$ext.svc.nope",
+    "$ext.svc.get",
+    "$ext.svc.put",
+    "$ext.other.call",
+    "$ext.svc.nope",
 };
 
 static const char *const leaves[] = {
-    "%n", "%s", "%b", "%v", "null", "undefined", "true", "$state", "$args", "$scope",
-    "$state.obj", "$state.count", "$state.list", "$state.s", "$args.nested", "$ext",
-    "$ext.svc", "$emit", "$view", "$log", "globalThis", "Symbol(\"s\")", "Symbol.iterator",
-    "() => 1", "class K {}", "async function af() {}", "function* gf() {}", "/re/g",
-    "new WeakMap()", "new WeakSet()", "new WeakRef({})", "Promise.resolve(1)",
-    "new Promise(() => {})", "Math", "JSON", "arguments", "new Map([[1, 2]])",
-    "new Set([1])", "new DataView(new ArrayBuffer(8))", "new ArrayBuffer(%c)",
-    "new %t(%c)", "new Date(%n)", "new Error(%s)", "Object.create(null)", "[]", "({})",
-    "new Array(%c)", "Error.prototype", "Array.prototype", "Object.prototype",
+    "%n",
+    "%s",
+    "%b",
+    "%v",
+    "null",
+    "undefined",
+    "true",
+    "$state",
+    "$args",
+    "$scope",
+    "$state.obj",
+    "$state.count",
+    "$state.list",
+    "$state.s",
+    "$args.nested",
+    "$ext",
+    "$ext.svc",
+    "$emit",
+    "$view",
+    "$log",
+    "globalThis",
+    "Symbol(\"s\")",
+    "Symbol.iterator",
+    "() => 1",
+    "class K {}",
+    "async function af() {}",
+    "function* gf() {}",
+    "/re/g",
+    "new WeakMap()",
+    "new WeakSet()",
+    "new WeakRef({})",
+    "Promise.resolve(1)",
+    "new Promise(() => {})",
+    "Math",
+    "JSON",
+    "arguments",
+    "new Map([[1, 2]])",
+    "new Set([1])",
+    "new DataView(new ArrayBuffer(8))",
+    "new ArrayBuffer(%c)",
+    "new %t(%c)",
+    "new Date(%n)",
+    "new Error(%s)",
+    "Object.create(null)",
+    "[]",
+    "({})",
+    "new Array(%c)",
+    "Error.prototype",
+    "Array.prototype",
+    "Object.prototype",
     "Date.prototype",
 };
 
 static const char *const compound[] = {
     /* arrays and objects */
-    "[%e, %e]", "[%e]", "[%e, , %e]", "[%e, %e, %e, %e]", "Array.from({ length: 3 }, () => (%e))",
-    "({ a: %e, b: %e })", "({ [\"__proto__\"]: %e })", "({ __proto__: %e, x: 1 })",
-    "({ \"\\uD800\": %e, 7: %e, \"-1\": %e })", "Object.create({ inherited: %e })",
-    "Object.assign(Object.create(null), { z: %e })", "Object.assign([%e], { extra: %e })",
+    "[%e, %e]",
+    "[%e]",
+    "[%e, , %e]",
+    "[%e, %e, %e, %e]",
+    "Array.from({ length: 3 }, () => (%e))",
+    "({ a: %e, b: %e })",
+    "({ [\"__proto__\"]: %e })",
+    "({ __proto__: %e, x: 1 })",
+    "({ \"\\uD800\": %e, 7: %e, \"-1\": %e })",
+    "Object.create({ inherited: %e })",
+    "Object.assign(Object.create(null), { z: %e })",
+    "Object.assign([%e], { extra: %e })",
     "(() => { const a = [1, 2, 3]; a.length = %c; return a; })()",
-    "({ ...%e })", "[...%e]", "Reflect.ownKeys(%e)", "Object.getOwnPropertyDescriptors(%e)",
+    "({ ...%e })",
+    "[...%e]",
+    "Reflect.ownKeys(%e)",
+    "Object.getOwnPropertyDescriptors(%e)",
     /* accessors */
     "({ get g() { %a; return %e; } })",
     "({ get g() { %a; return %e; }, set g(v) { %a; } })",
@@ -110,13 +210,16 @@ static const char *const compound[] = {
     "new Proxy([1, 2], { get(t, k) { %a; return k === \"length\" ? %n : %e; } })",
     "new Proxy({ a: %e }, { getPrototypeOf() { %a; return null; }, has() { %a; return true; } })",
     "(() => { const r = Proxy.revocable({}, {}); r.revoke(); return r.proxy; })()",
-    "new Proxy(function () {}, {})", "new Proxy(new Date(0), {})",
+    "new Proxy(function () {}, {})",
+    "new Proxy(new Date(0), {})",
     "new Proxy(new Error(\"px\"), {})",
     /* Errors */
-    "new TypeError(%s, { cause: %e })", "Object.assign(new RangeError(\"r\"), { extra: %e })",
+    "new TypeError(%s, { cause: %e })",
+    "Object.assign(new RangeError(\"r\"), { extra: %e })",
     "Object.defineProperty(new Error(\"m\"), \"name\", { get() { %a; return %e; } })",
     "Object.defineProperty(new Error(\"m\"), \"message\", { get() { %a; return %e; } })",
-    "new AggregateError([%e], \"agg\")", "Object.setPrototypeOf(new Error(\"p\"), null)",
+    "new AggregateError([%e], \"agg\")",
+    "Object.setPrototypeOf(new Error(\"p\"), null)",
     "Object.setPrototypeOf({ name: %e, message: %e }, Error.prototype)",
     "(() => { try { null.x; } catch (e) { return e; } })()",
     "(() => { const e = new Error(\"s\"); Object.defineProperty(e, \"stack\", "
@@ -129,7 +232,9 @@ static const char *const compound[] = {
     "Object.defineProperty(new Date(2), \"x\", { enumerable: true, get() { %a; return %e; } })",
     "(() => { const d = new Date(3); d.getTime = () => { %a; return 4; }; return d; })()",
     /* typed arrays and buffers */
-    "new Uint8Array([%n, %n])", "new %t([%n])", "new Uint16Array(new ArrayBuffer(8), 2, 1)",
+    "new Uint8Array([%n, %n])",
+    "new %t([%n])",
+    "new Uint16Array(new ArrayBuffer(8), 2, 1)",
     "new %t(new ArrayBuffer(16), 8)",
     "(() => { const b = new ArrayBuffer(8); const u = new Uint8Array(b); b.transfer(); "
     "return u; })()",
@@ -141,15 +246,25 @@ static const char *const compound[] = {
     "Object.defineProperty(new Uint8Array(2), \"x\", "
     "{ enumerable: true, get() { %a; return 1; } })",
     /* collections, functions, wrappers */
-    "new Map([[%e, %e]])", "new Set([%e])", "Object.assign(() => 1, { a: %e })",
+    "new Map([[%e, %e]])",
+    "new Set([%e])",
+    "Object.assign(() => 1, { a: %e })",
     "(function () { return arguments; })(%e, %e)",
-    "(function (a) { a = %e; return arguments; })(1)", "new String(%s)", "Object(%b)",
-    "Object(Symbol(\"q\"))", "new (class { #p = 1; a = %e; })()", "Object.freeze(%e)",
+    "(function (a) { a = %e; return arguments; })(1)",
+    "new String(%s)",
+    "Object(%b)",
+    "Object(Symbol(\"q\"))",
+    "new (class { #p = 1; a = %e; })()",
+    "Object.freeze(%e)",
     "Object.preventExtensions({ q: %e })",
     "Object.fromEntries(Array.from({ length: %c }, (_, i) => [\"k\" + i, i]))",
     "Object.setPrototypeOf({ a: %e }, new Proxy({}, { get() { %a; return 1; } }))",
-    "Promise.resolve(%e)", "(%e, %e)", "JSON.parse(JSON.stringify(%e) ?? \"null\")",
-    "Array.from(new Set([%e, %e]))", "$state[%k]", "globalThis[%s]",
+    "Promise.resolve(%e)",
+    "(%e, %e)",
+    "JSON.parse(JSON.stringify(%e) ?? \"null\")",
+    "Array.from(new Set([%e, %e]))",
+    "$state[%k]",
+    "globalThis[%s]",
     /* deep nesting */
     "(() => { let x = %e; for (let i = 0; i < %d; i++) x = [x]; return x; })()",
     "(() => { let x = %e; for (let i = 0; i < %d; i++) x = { n: x }; return x; })()",
@@ -178,11 +293,26 @@ static const char *const compound[] = {
 
 /* Statements that run anywhere, getters included. */
 static const char *const actions[] = {
-    "void 0", "$emit(\"ev\", %e)", "$emit(%e, %e)", "$view.custom(\"c\", %e)",
-    "$view.setFilter(%e, %e)", "$view.scrollTo(\"c\", %e)", "$view.focus(\"c\")",
-    "$state[%k] = %e", "delete $state[%k]", "$state.obj.a.push(%e)", "$state.list[0] = %e",
-    "$state.obj.d = %e", "$log(\"x\", %e)", "$log.warn(%e, %e)", "console.log(%e)",
-    "throw %e", "for (;;) {}", "%m(%e)", "%m(%e, %e)", "%v.p = %v",
+    "void 0",
+    "$emit(\"ev\", %e)",
+    "$emit(%e, %e)",
+    "$view.custom(\"c\", %e)",
+    "$view.setFilter(%e, %e)",
+    "$view.scrollTo(\"c\", %e)",
+    "$view.focus(\"c\")",
+    "$state[%k] = %e",
+    "delete $state[%k]",
+    "$state.obj.a.push(%e)",
+    "$state.list[0] = %e",
+    "$state.obj.d = %e",
+    "$log(\"x\", %e)",
+    "$log.warn(%e, %e)",
+    "console.log(%e)",
+    "throw %e",
+    "for (;;) {}",
+    "%m(%e)",
+    "%m(%e, %e)",
+    "%v.p = %v",
     "Object.defineProperty(Array.prototype, \"0\", { get() { %a; return %e; }, set(v) { %a; }, "
     "configurable: true })",
     "Object.defineProperty(Object.prototype, \"a\", { get() { %a; return %e; }, set(v) {}, "
@@ -195,31 +325,55 @@ static const char *const actions[] = {
     "Array.prototype[Symbol.iterator] = function* () { %a; yield %e; }",
     "Object.keys = function () { %a; return [\"a\"]; }",
     "Array.isArray = function () { %a; return true; }",
-    "Error.prepareStackTrace = function (e, s) { %a; return %e; }", "Error.stackTraceLimit = %n",
-    "try { %a; } catch (e) { $log(typeof e); }", "for (let i = 0; i < %c; i++) { %a; }",
-    "$state.count = $state.count + 1", "Object.defineProperty($state, \"z\", { value: %e })",
-    "Object.keys($state)", "\"count\" in $state", "JSON.stringify(%e)",
-    "Object.freeze(Object.prototype)", "Function.prototype.call = function () { %a; }",
+    "Error.prepareStackTrace = function (e, s) { %a; return %e; }",
+    "Error.stackTraceLimit = %n",
+    "try { %a; } catch (e) { $log(typeof e); }",
+    "for (let i = 0; i < %c; i++) { %a; }",
+    "$state.count = $state.count + 1",
+    "Object.defineProperty($state, \"z\", { value: %e })",
+    "Object.keys($state)",
+    "\"count\" in $state",
+    "JSON.stringify(%e)",
+    "Object.freeze(Object.prototype)",
+    "Function.prototype.call = function () { %a; }",
     "Map.prototype.get = function () { %a; return %e; }",
     "Promise.prototype.then = function () { %a; }",
     "String.prototype.toString = function () { %a; return \"s\"; }",
-    "globalThis.Proxy = function () { %a; }", "(function f() { f(); })()", "String(%e)", "(%e)",
-    "Object.setPrototypeOf($state, null)", "Reflect.ownKeys($state)", "Object.assign($state, %e)",
+    "globalThis.Proxy = function () { %a; }",
+    "(function f() { f(); })()",
+    "String(%e)",
+    "(%e)",
+    "Object.setPrototypeOf($state, null)",
+    "Reflect.ownKeys($state)",
+    "Object.assign($state, %e)",
 };
 
 /* Statements of the handler body itself, where `await` is allowed. */
 static const char *const top_statements[] = {
-    "%a", "await (%e)", "await %m(%e)", "{ const r = await %m(%e); $state.fresh = r; }",
+    "%a",
+    "await (%e)",
+    "await %m(%e)",
+    "{ const r = await %m(%e); $state.fresh = r; }",
     "await Promise.all([%m(%e), %m(%e)])",
-    "try { await %m(%e); } catch (e) { $log(String(e && e.message)); }", "await null",
-    "await new Promise(() => {})", "%m(%e).then((r) => { %a; })",
-    "for (let i = 0; i < %c; i++) await %m(i)", "await Promise.race([%m(%e), %m(%e)])",
+    "try { await %m(%e); } catch (e) { $log(String(e && e.message)); }",
+    "await null",
+    "await new Promise(() => {})",
+    "%m(%e).then((r) => { %a; })",
+    "for (let i = 0; i < %c; i++) await %m(i)",
+    "await Promise.race([%m(%e), %m(%e)])",
 };
 
 static const char *const endings[] = {
-    "return %e;", "throw %e;", "return await %m(%e);", "return Promise.reject(%e);",
-    "return [await %m(%e), await %m(%e)];", "$state.fresh = %e; return %v;", "return;", "",
-    "return %m(%e);", "return { then(r) { %a; r(%e); } };",
+    "return %e;",
+    "throw %e;",
+    "return await %m(%e);",
+    "return Promise.reject(%e);",
+    "return [await %m(%e), await %m(%e)];",
+    "$state.fresh = %e; return %v;",
+    "return;",
+    "",
+    "return %m(%e);",
+    "return { then(r) { %a; r(%e); } };",
 };
 
 /* ---- expansion ------------------------------------------------------------------ */
@@ -228,7 +382,7 @@ typedef struct {
   fz_bytes_t *in;
   char *src;
   size_t len;
-  int overflow;  /* the handler outgrew SRC_CAP: not run */
+  int overflow; /* the handler outgrew SRC_CAP: not run */
   unsigned nodes;
   unsigned vars; /* v0 .. v(vars - 1) are defined */
 } gen_t;
@@ -258,14 +412,18 @@ static void expression(gen_t *g, unsigned depth) {
     return;
   }
   i = fz_pick(g->in, COUNT(leaves) + COUNT(compound));
-  if (i < COUNT(leaves)) expand(g, leaves[i], depth + 1);
-  else expand(g, compound[i - COUNT(leaves)], depth + 1);
+  if (i < COUNT(leaves))
+    expand(g, leaves[i], depth + 1);
+  else
+    expand(g, compound[i - COUNT(leaves)], depth + 1);
 }
 
 static void action(gen_t *g, unsigned depth) {
   g->nodes++;
-  if (depth >= MAX_DEPTH || g->nodes > MAX_NODES) put_str(g, "void 0");
-  else expand(g, choose(g, actions, COUNT(actions)), depth + 1);
+  if (depth >= MAX_DEPTH || g->nodes > MAX_NODES)
+    put_str(g, "void 0");
+  else
+    expand(g, choose(g, actions, COUNT(actions)), depth + 1);
 }
 
 static void variable(gen_t *g) {
@@ -302,11 +460,16 @@ static void expand(gen_t *g, const char *t, unsigned depth) {
       return;
     }
     put(g, t, (size_t)(pct - t));
-    if (pct[1] == 'e') expression(g, depth);
-    else if (pct[1] == 'a') action(g, depth);
-    else if (pct[1] == 'v') variable(g);
-    else if ((sub = leaf_table(g, pct[1])) != NULL) expand(g, sub, depth);
-    else fz_fail("bad placeholder in template: %s", t);
+    if (pct[1] == 'e')
+      expression(g, depth);
+    else if (pct[1] == 'a')
+      action(g, depth);
+    else if (pct[1] == 'v')
+      variable(g);
+    else if ((sub = leaf_table(g, pct[1])) != NULL)
+      expand(g, sub, depth);
+    else
+      fz_fail("bad placeholder in template: %s", t);
     t = pct + 2;
   }
 }
@@ -333,8 +496,10 @@ static void handler(gen_t *g) {
 
 /* Per family: the wildcard, or one name (so some calls are refused). */
 static const char *const cap_choices[][2] = {
-    {"state:read:*", "state:read:count"}, {"state:write:*", "state:write:fresh"},
-    {"events:emit:*", "events:emit:ev"},  {"view:update:*", "view:update:c"},
+    {"state:read:*", "state:read:count"},
+    {"state:write:*", "state:write:fresh"},
+    {"events:emit:*", "events:emit:ev"},
+    {"view:update:*", "view:update:c"},
     {"ext:*", "ext:svc"},
 };
 

@@ -121,11 +121,10 @@ static void check_fixed_point(const nx_buf_t *first, nx_budget_t *budget, nx_mem
   nx_buf_init(&second, mem, budget);
   round_trip(&again.data, &second, &t);
   if (t.decoded != NX_MP_OK || t.encoded != NX_MP_OK)
-    fz_fail("re-decoding the encoder's output failed (%d/%d): %s", (int)t.decoded,
-            (int)t.encoded, t.err);
+    fz_fail("re-decoding the encoder's output failed (%d/%d): %s", (int)t.decoded, (int)t.encoded,
+            t.err);
   if (second.size != first->size || memcmp(second.data, first->data, first->size) != 0)
-    fz_fail("encode(decode(x)) is not a fixed point: %zu then %zu bytes", first->size,
-            second.size);
+    fz_fail("encode(decode(x)) is not a fixed point: %zu then %zu bytes", first->size, second.size);
   msgpack_unpacked_destroy(&again);
 }
 

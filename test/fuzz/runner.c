@@ -48,7 +48,8 @@ void fz_note(const char *key, const char *fmt, ...) {
   for (i = 0; key[i]; i++) h = (h ^ (uint8_t)key[i]) * 1099511628211ull;
   h |= 1;
   pthread_mutex_lock(&lock);
-  for (i = h % NOTE_SLOTS; seen[i] && seen[i] != h; i = (i + 1) % NOTE_SLOTS) {}
+  for (i = h % NOTE_SLOTS; seen[i] && seen[i] != h; i = (i + 1) % NOTE_SLOTS) {
+  }
   if (seen[i] == 0 && printed < NOTE_PRINT_MAX) {
     seen[i] = h;
     printed++;
@@ -113,14 +114,18 @@ static int rd_count(rd_t *r, item_t *it, int kind, unsigned width) {
 /* The payload-less kinds, by first byte (0xc0 .. 0xdf), and the bytes
  * that follow it: nil, bool, float and int widths. */
 static int rd_fixed(rd_t *r, item_t *it, uint8_t b) {
-  static const uint8_t width[32] = {
-      [0x0a] = 4, [0x0b] = 8, [0x0c] = 1, [0x0d] = 2, [0x0e] = 4, [0x0f] = 8,
-      [0x10] = 1, [0x11] = 2, [0x12] = 4, [0x13] = 8};
-  if (b == 0xc0) it->kind = MP_NIL;
-  else if (b == 0xc2 || b == 0xc3) it->kind = MP_BOOL;
-  else if (b == 0xca || b == 0xcb) it->kind = MP_FLOAT;
-  else if (b >= 0xcc && b <= 0xd3) it->kind = MP_INT;
-  else return -1;
+  static const uint8_t width[32] = {[0x0a] = 4, [0x0b] = 8, [0x0c] = 1, [0x0d] = 2, [0x0e] = 4,
+                                    [0x0f] = 8, [0x10] = 1, [0x11] = 2, [0x12] = 4, [0x13] = 8};
+  if (b == 0xc0)
+    it->kind = MP_NIL;
+  else if (b == 0xc2 || b == 0xc3)
+    it->kind = MP_BOOL;
+  else if (b == 0xca || b == 0xcb)
+    it->kind = MP_FLOAT;
+  else if (b >= 0xcc && b <= 0xd3)
+    it->kind = MP_INT;
+  else
+    return -1;
   return rd_take(r, width[b - 0xc0]) ? 0 : -1;
 }
 
@@ -177,8 +182,10 @@ static int rd_skip(rd_t *r) {
     item_t it;
     owed--;
     if (rd_item(r, &it) != 0) return -1;
-    if (it.kind == MP_ARRAY) owed += it.count;
-    else if (it.kind == MP_MAP) owed += 2 * it.count;
+    if (it.kind == MP_ARRAY)
+      owed += it.count;
+    else if (it.kind == MP_MAP)
+      owed += 2 * it.count;
   }
   return 0;
 }
@@ -225,8 +232,10 @@ static void check_call(rd_t *r, uint8_t id[NX_SUSPENSION_ID_BYTES]) {
       has_id = 1;
     } else if (str_is(&k, "extensionName") || str_is(&k, "method")) {
       expect_item(r, &v, MP_STR, "a pending call's name");
-      if (str_is(&k, "method")) has_method = 1;
-      else has_ext = 1;
+      if (str_is(&k, "method"))
+        has_method = 1;
+      else
+        has_ext = 1;
     } else if (str_is(&k, "args")) {
       expect_item(r, &v, MP_ARRAY, "a pending call's args");
       for (; v.count > 0; v.count--)
@@ -343,10 +352,14 @@ void fz_result_check(const char *buf, size_t len, fz_result_t *out) {
     expect_item(&r, &k, MP_STR, "a result key");
     seen |= check_field(&r, &k, out);
   }
-  if (strcmp(out->status, "success") == 0) need = F_RETURN;
-  else if (strcmp(out->status, "error") == 0) need = F_ERROR;
-  else if (strcmp(out->status, "suspended") == 0) need = F_SUSPENSION | F_PENDING;
-  else fz_fail("result: status \"%s\" is none of success, error, suspended", out->status);
+  if (strcmp(out->status, "success") == 0)
+    need = F_RETURN;
+  else if (strcmp(out->status, "error") == 0)
+    need = F_ERROR;
+  else if (strcmp(out->status, "suspended") == 0)
+    need = F_SUSPENSION | F_PENDING;
+  else
+    fz_fail("result: status \"%s\" is none of success, error, suspended", out->status);
   need |= F_STATUS | F_LISTS;
   if ((seen & need) != need) fz_fail("result (%s) lacks a field it must have", out->status);
 }
@@ -463,8 +476,8 @@ static void *copy_bytes(const void *p, size_t n) {
   return out;
 }
 
-nx_job_t *fz_execute(nx_exec_mode_t mode, const void *code, size_t code_len,
-                     const uint8_t *context, size_t context_len) {
+nx_job_t *fz_execute(nx_exec_mode_t mode, const void *code, size_t code_len, const uint8_t *context,
+                     size_t context_len) {
   nx_job_t *job = calloc(1, sizeof *job);
   waiter_t w = {0};
   if (job == NULL) fz_fail("out of memory");

@@ -38,12 +38,12 @@ int fz_mp_wellformed(const uint8_t *buf, size_t len);
 
 /* What the harnesses check and use of a WasmResult. */
 typedef struct {
-  char status[16];             /* "success", "error" or "suspended" */
-  char code[32];               /* error.code, for errors */
-  char message[160];           /* error.message (cut), for errors */
-  const uint8_t *retval;       /* returnValue's bytes when it is a bin */
+  char status[16];       /* "success", "error" or "suspended" */
+  char code[32];         /* error.code, for errors */
+  char message[160];     /* error.message (cut), for errors */
+  const uint8_t *retval; /* returnValue's bytes when it is a bin */
   size_t retval_len;
-  uint32_t npending;           /* pendingCalls listed (at most FZ_MAX_PENDING kept) */
+  uint32_t npending; /* pendingCalls listed (at most FZ_MAX_PENDING kept) */
   uint8_t ids[FZ_MAX_PENDING][NX_SUSPENSION_ID_BYTES];
 } fz_result_t;
 
@@ -59,8 +59,8 @@ void fz_runtime_start(const nx_config_t *cfg);
 /* Runs one execution to its first result. `code` and `context` are copied
  * into the job (the job owns malloc'd copies, as the addon's jobs do). The
  * returned job is completed: free it with nx_job_free(). */
-nx_job_t *fz_execute(nx_exec_mode_t mode, const void *code, size_t code_len,
-                     const uint8_t *context, size_t context_len);
+nx_job_t *fz_execute(nx_exec_mode_t mode, const void *code, size_t code_len, const uint8_t *context,
+                     size_t context_len);
 
 /* Checks a completed job's result and, while it is suspended, resumes it
  * with answers chosen by `in` or cancels it, so no suspended execution is
