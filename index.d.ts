@@ -22,7 +22,11 @@ export type CapabilityToken =
 export interface RuntimeConfig {
   /** Worker threads executing handlers. Default: number of CPUs. */
   workers?: number;
-  /** Sandboxes alive at most; executions beyond them queue (FIFO). Default: 2 × workers. */
+  /**
+   * Sandboxes in the pool (running or idle) at most; executions beyond them queue (FIFO).
+   * Default: 2 × workers. A suspended execution keeps its sandbox outside this count, so up to
+   * `maxSuspended` more can be alive.
+   */
   maxInstances?: number;
   /** Sandboxes created up front, in the background. Default: 0. */
   minInstances?: number;
