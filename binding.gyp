@@ -79,6 +79,7 @@
         'src/snapshot.c',
         'src/state.c',
         'src/suspend.c',
+        'src/sync.c',
         'src/util.c',
         'src/watchdog.c',
         'src/worker.c',

@@ -189,6 +189,44 @@ class NexusRuntime {
     return new Uint8Array(result.returnValue.buffer, result.returnValue.byteOffset, result.returnValue.byteLength);
   }
 
+  // The handler runs on this thread, now: for handlers that do not suspend
+  // (an $ext call ends it with EXECUTION_ERROR). Same result, limits and
+  // isolation as executeHandler; `handler` is source, or { bytecode } from
+  // precompileHandler().
+  executeHandlerSync(handler, context, timeoutMs) {
+    if (this.#shutdown) throw shutDownError();
+    let mode = 0;
+    if (handler !== null && typeof handler === 'object' && handler.bytecode !== undefined) {
+      if (!(handler.bytecode instanceof Uint8Array)) throw new TypeError('handler.bytecode must be a Uint8Array');
+      handler = handler.bytecode;
+      mode = MODE_BYTECODE;
+    } else if (typeof handler !== 'string') {
+      throw new TypeError('handler must be source code (a string) or { bytecode }');
+    }
+    const ctx = validateContext(context);
+    const timeout = validateTimeout(timeoutMs);
+    return packr.unpack(this.#native.executeSync(handler, packr.pack(ctx), timeout, mode));
+  }
+
+  // Several executions in one round trip to the workers: one hand-off each
+  // way for the whole batch. Each item is { code | bytecode, context,
+  // timeoutMs }; the results are what executeHandler / executeCompiledHandler
+  // would have given, in the same order.
+  async executeBatch(items) {
+    if (this.#shutdown) throw shutDownError();
+    if (!Array.isArray(items) || items.length === 0) throw new TypeError('executeBatch(items): items must be a non-empty array');
+    const jobs = items.map((item, i) => {
+      if (item === null || typeof item !== 'object') throw new TypeError(`items[${i}] must be an object`);
+      const { code, bytecode, context, timeoutMs } = item;
+      if ((code === undefined) === (bytecode === undefined)) throw new TypeError(`items[${i}] needs exactly one of code and bytecode`);
+      if (code !== undefined && typeof code !== 'string') throw new TypeError(`items[${i}].code must be a string`);
+      if (bytecode !== undefined && !(bytecode instanceof Uint8Array)) throw new TypeError(`items[${i}].bytecode must be a Uint8Array`);
+      const ctx = packr.pack(validateContext(context));
+      return [code ?? bytecode, ctx, validateTimeout(timeoutMs), code !== undefined ? 0 : MODE_BYTECODE];
+    });
+    return (await this.#native.executeBatch(jobs)).map((buf) => packr.unpack(buf));
+  }
+
   async executeCompiledHandler(bytecode, context, timeoutMs) {
     if (this.#shutdown) throw shutDownError();
     if (!(bytecode instanceof Uint8Array)) throw new TypeError('bytecode must be a Uint8Array');

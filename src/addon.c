@@ -4,6 +4,7 @@
  * once. Results come back from worker threads through one threadsafe
  * function per runtime and settle the caller's promise on the JS thread. */
 #include <node_api.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "list.h"
 #include "runtime.h"
 #include "suspend.h"
+#include "sync.h"
 
 /* Every napi_status is checked: a failed call jumps to the function's one
  * cleanup label. */
@@ -45,6 +47,15 @@ typedef struct {
   nx_link_t link;
   napi_deferred deferred; /* NULL once settled */
 } nx_pending_t;
+
+/* executeBatch: the jobs of one call, settled together by the last one to
+ * finish, so the batch costs one hand-off each way. */
+typedef struct nx_batch_s {
+  _Atomic uint32_t remaining;
+  uint32_t n;
+  nx_pending_t *pending;
+  nx_job_t *jobs[];
+} nx_batch_t;
 
 typedef struct {
   napi_env env;
@@ -173,17 +184,48 @@ static void settle(napi_env env, nx_job_t *job, napi_deferred d) {
   }
 }
 
+/* Resolves a batch's promise with its results, in the order given. */
+static void settle_batch(napi_env env, nx_batch_t *b, napi_deferred d) {
+  napi_value arr, buf;
+  uint32_t i;
+  if (napi_create_array_with_length(env, b->n, &arr) != napi_ok) goto fail;
+  for (i = 0; i < b->n; i++) {
+    nx_job_t *job = b->jobs[i];
+    if (job->result == NULL ||
+        napi_create_external_buffer(env, job->result_len, job->result, free_result, NULL, &buf) !=
+            napi_ok)
+      goto fail;
+    job->result = NULL; /* owned by the buffer now */
+    if (napi_set_element(env, arr, i, buf) != napi_ok) goto fail;
+  }
+  napi_resolve_deferred(env, d, arr);
+  return;
+fail:
+  reject_with_code(env, d, NULL, "nexus-wasm-bridge: could not build the results");
+}
+
+static void free_batch(nx_batch_t *b) {
+  uint32_t i;
+  for (i = 0; i < b->n; i++) nx_job_free(b->jobs[i]);
+  free(b);
+}
+
 static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
   nx_addon_t *a = context;
   nx_job_t *job = data;
-  nx_pending_t *p = job->data;
+  nx_batch_t *batch = job->batch;
+  nx_pending_t *p = batch ? batch->pending : job->data;
   uint32_t refs;
   (void)js_cb;
 
   nx_list_remove(&p->link);
-  if (env && p->deferred) settle(env, job, p->deferred);
+  if (env && p->deferred) {
+    if (batch) settle_batch(env, batch, p->deferred);
+    else settle(env, job, p->deferred);
+  }
   free(p);
-  nx_job_free(job);
+  if (batch) free_batch(batch);
+  else nx_job_free(job);
   if (env == NULL) return; /* the tsfn is being torn down: the env is going away */
   if (--a->inflight == 0) {
     napi_unref_threadsafe_function(env, a->tsfn);
@@ -200,15 +242,17 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
  * runtime may call it under its lock. */
 static void job_done(nx_job_t *job, void *arg) {
   nx_addon_t *a = arg;
+  /* A batch goes back once, with its last job. */
+  if (job->batch && atomic_fetch_sub(&job->batch->remaining, 1) != 1) return;
   /* It fails only once the tsfn is released, after every worker has been
    * joined, so never in practice; the job's promise then stays in the
    * pending list (only the JS thread touches it) for teardown to settle. */
   if (napi_call_threadsafe_function(a->tsfn, job, napi_tsfn_blocking) != napi_ok) nx_job_free(job);
 }
 
-/* A job the JS thread now waits for, with its promise: while any is in
+/* A promise the JS thread now waits for (stored at *slot): while any is in
  * flight the threadsafe function and the wrapper keep the process alive. */
-static int track(napi_env env, nx_addon_t *a, nx_job_t *job, napi_value *promise) {
+static int track_promise(napi_env env, nx_addon_t *a, nx_pending_t **slot, napi_value *promise) {
   nx_pending_t *p = calloc(1, sizeof *p);
   uint32_t refs;
   if (p == NULL) return -1;
@@ -217,7 +261,7 @@ static int track(napi_env env, nx_addon_t *a, nx_job_t *job, napi_value *promise
     return -1;
   }
   nx_list_push_back(&a->pending, &p->link);
-  job->data = p;
+  *slot = p;
   if (a->inflight++ == 0) {
     napi_ref_threadsafe_function(env, a->tsfn);
     napi_reference_ref(env, a->self, &refs);
@@ -225,15 +269,20 @@ static int track(napi_env env, nx_addon_t *a, nx_job_t *job, napi_value *promise
   return 0;
 }
 
-/* Undoes track() for a job that was never queued, rejecting its promise. */
-static void untrack(napi_env env, nx_addon_t *a, nx_job_t *job, const char *code,
+static int track(napi_env env, nx_addon_t *a, nx_job_t *job, napi_value *promise) {
+  return track_promise(env, a, (nx_pending_t **)&job->data, promise);
+}
+
+/* Undoes track_promise() for work that was never queued, rejecting the
+ * promise. */
+static void untrack(napi_env env, nx_addon_t *a, nx_pending_t **slot, const char *code,
                     const char *message) {
-  nx_pending_t *p = job->data;
+  nx_pending_t *p = *slot;
   uint32_t refs;
   reject_with_code(env, p->deferred, code, message);
   nx_list_remove(&p->link);
   free(p);
-  job->data = NULL;
+  *slot = NULL;
   if (--a->inflight == 0) {
     napi_unref_threadsafe_function(env, a->tsfn);
     napi_reference_unref(env, a->self, &refs);
@@ -288,18 +337,16 @@ fail:
   return NULL;
 }
 
-/* execute(handler, context: Buffer, timeoutMs: number, mode?: number) -> Promise<Buffer>
- * mode 0 (default): handler is source; 1: a precompiled Uint8Array;
- * 2: compile only (context ignored): the result's returnValue is bytecode. */
-static napi_value addon_execute(napi_env env, napi_callback_info info) {
-  NX_ARGV(4);
-  napi_value promise;
+/* The job an execute call describes: (handler, context: Buffer, timeoutMs,
+ * mode?) where mode 0 (default) means handler is source, 1 a precompiled
+ * Uint8Array, 2 compile only (context ignored; the result's returnValue is
+ * the bytecode). NULL with an exception thrown. */
+static nx_job_t *read_job(napi_env env, size_t argc, napi_value *argv) {
   napi_valuetype t = napi_undefined;
   nx_job_t *job = NULL;
   double timeout = -1, mode = 0;
   int rc;
 
-  if (a->closing) return rejected(env, "SHUT_DOWN", "runtime is shut down");
   if (argc >= 4) NX_CALL(napi_get_value_double(env, argv[3], &mode));
   NX_ASSERT(mode == 0 || mode == 1 || mode == 2, range,
             "execute(handler, context, timeoutMs, mode): mode must be 0, 1 or 2");
@@ -326,12 +373,7 @@ static napi_value addon_execute(napi_env env, napi_callback_info info) {
     nx_job_free(job);
     NX_ASSERT(0, type, "executeCompiled: bytecode must be a Uint8Array");
   }
-  NX_CALL(track(env, a, job, &promise) == 0 ? napi_ok : napi_generic_failure);
-  if (nx_runtime_submit(a->rt, job) != 0) { /* not while `closing` is clear */
-    untrack(env, a, job, "SHUT_DOWN", "runtime is shut down");
-    nx_job_free(job);
-  }
-  return promise;
+  return job;
 oom:
   nx_job_free(job);
   napi_throw_error(env, NULL, "out of memory");
@@ -339,6 +381,105 @@ oom:
 fail:
   nx_job_free(job);
   nx_args_throw_last(env, "execute failed");
+  return NULL;
+}
+
+/* execute(handler, context, timeoutMs, mode?) -> Promise<Buffer> */
+static napi_value addon_execute(napi_env env, napi_callback_info info) {
+  NX_ARGV(4);
+  napi_value promise;
+  nx_job_t *job;
+
+  if (a->closing) return rejected(env, "SHUT_DOWN", "runtime is shut down");
+  job = read_job(env, argc, argv);
+  if (job == NULL) return NULL;
+  if (track(env, a, job, &promise) != 0) {
+    nx_job_free(job);
+    nx_args_throw_last(env, "execute failed");
+    return NULL;
+  }
+  if (nx_runtime_submit(a->rt, job) != 0) { /* not while `closing` is clear */
+    untrack(env, a, (nx_pending_t **)&job->data, "SHUT_DOWN", "runtime is shut down");
+    nx_job_free(job);
+  }
+  return promise;
+}
+
+/* executeBatch(items: [handler, context, timeoutMs, mode][]) -> Promise<Buffer[]>:
+ * the jobs go to the workers in one hand-off and come back in one. */
+static napi_value addon_execute_batch(napi_env env, napi_callback_info info) {
+  NX_ARGV(1);
+  napi_value promise = NULL, item, fields[4];
+  nx_batch_t *b = NULL;
+  bool is_array = false;
+  uint32_t n = 0, i, len;
+
+  if (argc >= 1) NX_CALL(napi_is_array(env, argv[0], &is_array));
+  if (is_array) NX_CALL(napi_get_array_length(env, argv[0], &n));
+  NX_ASSERT(is_array && n > 0 && n <= NX_LIMIT_ANSWERS, type,
+            "executeBatch(items): items must be a non-empty array");
+  if (a->closing) return rejected(env, "SHUT_DOWN", "runtime is shut down");
+  b = calloc(1, sizeof *b + n * sizeof b->jobs[0]);
+  NX_ASSERT(b != NULL, range, "out of memory");
+  b->n = n;
+  atomic_store(&b->remaining, n);
+  for (i = 0; i < n; i++) {
+    uint32_t k;
+    NX_CALL(napi_get_element(env, argv[0], i, &item));
+    NX_CALL(napi_get_array_length(env, item, &len));
+    for (k = 0; k < 4; k++) NX_CALL(napi_get_element(env, item, k, &fields[k]));
+    b->jobs[i] = read_job(env, len < 4 ? len : 4, fields);
+    if (b->jobs[i] == NULL) goto thrown;
+    b->jobs[i]->batch = b;
+  }
+  NX_CALL(track_promise(env, a, &b->pending, &promise) == 0 ? napi_ok : napi_generic_failure);
+  if (nx_runtime_submit_many(a->rt, b->jobs, n) != 0) {
+    untrack(env, a, &b->pending, "SHUT_DOWN", "runtime is shut down");
+    free_batch(b);
+  }
+  return promise;
+fail:
+  nx_args_throw_last(env, "executeBatch failed");
+thrown:
+  if (b) free_batch(b);
+  return NULL;
+}
+
+/* executeSync(handler, context, timeoutMs, mode?) -> Buffer, on this
+ * thread (sync.h). */
+static napi_value addon_execute_sync(napi_env env, napi_callback_info info) {
+  NX_ARGV(4);
+  napi_value buf, code, err, msg;
+  nx_job_t *job;
+  char *out = NULL;
+  size_t len = 0;
+  int rc;
+
+  if (a->closing || a->rt == NULL) goto shut;
+  job = read_job(env, argc, argv);
+  if (job == NULL) return NULL;
+  rc = nx_sync_execute(a->rt, job->mode, job->code, job->code_len, job->context,
+                       job->context_len, job->timeout_ms, &out, &len);
+  job->code = NULL; /* the execution owned them */
+  job->context = NULL;
+  nx_job_free(job);
+  if (rc == NX_RC_STOPPING) goto shut;
+  if (out == NULL) {
+    napi_throw_error(env, NULL, "nexus-wasm-bridge: could not build the result");
+    return NULL;
+  }
+  if (napi_create_external_buffer(env, len, out, free_result, NULL, &buf) != napi_ok) {
+    free(out);
+    nx_args_throw_last(env, "executeSync failed");
+    return NULL;
+  }
+  return buf;
+shut:
+  if (napi_create_string_utf8(env, "runtime is shut down", NAPI_AUTO_LENGTH, &msg) == napi_ok &&
+      napi_create_error(env, NULL, msg, &err) == napi_ok &&
+      napi_create_string_utf8(env, "SHUT_DOWN", NAPI_AUTO_LENGTH, &code) == napi_ok &&
+      napi_set_named_property(env, err, "code", code) == napi_ok)
+    napi_throw(env, err);
   return NULL;
 }
 
@@ -386,7 +527,7 @@ static napi_value addon_resume(napi_env env, napi_callback_info info) {
   if (rc == NX_RC_OK)
     job = NULL; /* queued: its completion settles the promise */
   else
-    untrack(env, a, job, "SUSPENSION_NOT_FOUND", resume_error(rc));
+    untrack(env, a, (nx_pending_t **)&job->data, "SUSPENSION_NOT_FOUND", resume_error(rc));
   goto done;
 oom:
   napi_throw_error(env, NULL, "out of memory");
@@ -525,6 +666,8 @@ fail:
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor methods[] = {
       {"execute", NULL, addon_execute, NULL, NULL, NULL, napi_default, NULL},
+      {"executeSync", NULL, addon_execute_sync, NULL, NULL, NULL, napi_default, NULL},
+      {"executeBatch", NULL, addon_execute_batch, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, addon_stats, NULL, NULL, NULL, napi_default, NULL},
       {"resume", NULL, addon_resume, NULL, NULL, NULL, napi_default, NULL},
       {"prometheus", NULL, addon_prometheus, NULL, NULL, NULL, napi_default, NULL},

@@ -427,6 +427,8 @@ void nx_engine_exec_free(nx_exec_t *ex) {
   free(ex);
 }
 
+void nx_engine_exec_set_sync(nx_exec_t *ex) { ex->sync = 1; }
+
 nx_sandbox_t *nx_engine_sandbox(const nx_exec_t *ex) { return ex->sb; }
 uint32_t nx_engine_calls(const nx_exec_t *ex) { return ex->ncalls; }
 const uint8_t *nx_engine_call_id(const nx_exec_t *ex, uint32_t call) { return ex->calls[call].id; }

@@ -74,6 +74,10 @@ void nx_engine_exec_free(nx_exec_t *ex);
 int nx_engine_run(nx_exec_t *ex, const nx_answer_t *answers, uint32_t nanswers, char **out,
                   size_t *out_len, nx_exec_outcome_t *outcome);
 
+/* executeHandlerSync: an $ext call ends the execution (nothing could
+ * answer it) instead of suspending it. */
+void nx_engine_exec_set_sync(nx_exec_t *ex);
+
 nx_sandbox_t *nx_engine_sandbox(const nx_exec_t *ex);
 /* The execution's extension calls, answered or not, in the order made. */
 uint32_t nx_engine_calls(const nx_exec_t *ex);

@@ -56,6 +56,7 @@ struct nx_exec_s {
   const msgpack_object *args, *scope, *registry;
   nx_caps_t caps;
   int started;                 /* the first segment ran */
+  int sync;                    /* executeHandlerSync: it must not suspend */
   nx_jsval_t promise;          /* the handler's promise while suspended */
   uint64_t timeout_ns, run_ns; /* run time allowed and used so far */
   uint64_t start_ns;           /* of the current segment */

@@ -423,6 +423,14 @@ static uint32_t call_ext(nx_sandbox_t *sb, const nx_jsval_t *a) {
                      "$ext: no extension call can start once the handler has finished");
     goto done;
   }
+  if (ex->sync) { /* nothing could answer it: end, do not suspend */
+    snprintf(path, sizeof path,
+             "executeHandlerSync cannot run a handler that calls an extension ($ext.%.*s.%.*s): "
+             "use executeHandler",
+             (int)(nlen > 100 ? 100 : nlen), name, (int)(mlen > 100 ? 100 : mlen), method);
+    nx_failure_fatal(sb, NX_E_EXECUTION_ERROR, path);
+    goto done;
+  }
   if (!nx_caps_allows(&ex->caps, NX_CAP_EXT, name, nlen)) {
     throw_missing(sb, NX_CAP_EXT, name, nlen);
     goto done;

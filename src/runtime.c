@@ -40,6 +40,7 @@ static void runtime_free(nx_runtime_t *rt) {
   free(rt->workers);
   pthread_mutex_destroy(&rt->lock);
   pthread_cond_destroy(&rt->cond);
+  pthread_cond_destroy(&rt->sync_cond);
   free(rt);
 }
 
@@ -53,6 +54,7 @@ static int runtime_init(nx_runtime_t *rt, const nx_config_t *cfg, char *err, siz
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
   pthread_cond_init(&rt->cond, &attr);
   pthread_condattr_destroy(&attr);
+  pthread_cond_init(&rt->sync_cond, NULL);
   nx_list_init(&rt->cancelled);
   if (nx_pool_init(&rt->pool, (uint32_t)cfg->max_instances) != 0 || nx_susp_init(&rt->susp) != 0)
     goto oom;
@@ -107,7 +109,8 @@ nx_runtime_t *nx_runtime_start(const nx_config_t *cfg, nx_job_done_cb done, void
     rt->nthreads++;
   }
   pthread_attr_destroy(&attr);
-  rt->watchdog = nx_watchdog_start(rt->nthreads);
+  /* One slot per worker, and one for executeHandlerSync's caller. */
+  rt->watchdog = nx_watchdog_start(rt->nthreads + 1);
   return rt;
 }
 
@@ -149,6 +152,7 @@ static void drop_task(nx_task_t *task) {
 static void drain(nx_runtime_t *rt) {
   nx_job_t *resume = rt->rhead;
   nx_link_t *l;
+  int i;
   rt->rhead = rt->rtail = NULL;
   while (resume) {
     nx_job_t *next = resume->next, *waiters = resume->task->waiters;
@@ -176,6 +180,11 @@ static void drain(nx_runtime_t *rt) {
     nx_list_remove(l);
     drop_task(NX_LIST_ENTRY(l, nx_task_t, link));
   }
+  for (i = 0; i < NX_SYNC_SANDBOXES; i++) {
+    nx_sandbox_free(rt->sync[i].sb);
+    rt->sync[i].sb = NULL;
+    rt->sync[i].state = NX_SYNC_NONE;
+  }
 }
 
 void nx_runtime_stop(nx_runtime_t *rt) {
@@ -195,24 +204,36 @@ void nx_runtime_stop(nx_runtime_t *rt) {
 
 /* ---- jobs in ------------------------------------------------------------------ */
 
-int nx_runtime_submit(nx_runtime_t *rt, nx_job_t *job) {
+int nx_runtime_submit_many(nx_runtime_t *rt, nx_job_t **jobs, uint32_t n) {
+  uint32_t i;
   pthread_mutex_lock(&rt->lock);
   if (atomic_load(&rt->stopping)) {
     pthread_mutex_unlock(&rt->lock);
     return NX_RC_STOPPING;
   }
-  job->kind = NX_JOB_EXECUTE;
-  job->next = NULL;
-  if (rt->tail)
-    rt->tail->next = job;
-  else
-    rt->head = job;
-  rt->tail = job;
-  rt->queued++;
-  nx_runtime_signal_work(rt);
+  for (i = 0; i < n; i++) {
+    nx_job_t *job = jobs[i];
+    job->kind = NX_JOB_EXECUTE;
+    job->next = NULL;
+    if (rt->tail)
+      rt->tail->next = job;
+    else
+      rt->head = job;
+    rt->tail = job;
+    rt->queued++;
+  }
+  atomic_fetch_add(&rt->work, n);
+  if (atomic_load(&rt->spinning) == 0) {
+    if (n > 1)
+      pthread_cond_broadcast(&rt->cond);
+    else
+      pthread_cond_signal(&rt->cond);
+  }
   pthread_mutex_unlock(&rt->lock);
   return NX_RC_OK;
 }
+
+int nx_runtime_submit(nx_runtime_t *rt, nx_job_t *job) { return nx_runtime_submit_many(rt, &job, 1); }
 
 /* Looks every id up before claiming any, so a bad batch claims nothing. */
 static int find_calls(nx_runtime_t *rt, nx_job_t *job, const uint8_t (*ids)[NX_SUSPENSION_ID_BYTES],

@@ -38,7 +38,8 @@ typedef struct nx_job_s {
    * code instead of resolving with a result. */
   const char *reject_code;
   char reject_message[160];
-  void *data; /* the caller's (the addon keeps its napi_deferred here) */
+  struct nx_batch_s *batch; /* the caller's batch, if any */
+  void *data; /* the caller's (the addon keeps its promise here) */
 } nx_job_t;
 
 typedef void (*nx_job_done_cb)(nx_job_t *job, void *arg);
@@ -69,6 +70,8 @@ nx_runtime_t *nx_runtime_start(const nx_config_t *cfg, nx_job_done_cb done, void
                                size_t errlen);
 /* Queues a job; NX_RC_STOPPING when the runtime is stopping. */
 int nx_runtime_submit(nx_runtime_t *rt, nx_job_t *job);
+/* Queues n jobs in one hand-off (one lock, one wake-up); all or none. */
+int nx_runtime_submit_many(nx_runtime_t *rt, nx_job_t **jobs, uint32_t n);
 
 /* Claims the pending calls named by `ids` (all of one execution) for a
  * resume job whose answers are filled in, and queues it. Nothing is claimed

@@ -26,6 +26,22 @@ typedef struct {
   uint32_t index; /* its watchdog slot */
 } nx_worker_t;
 
+/* executeHandlerSync's sandboxes (sync.c): run on the calling thread, reset
+ * by a worker afterwards, outside the pool and its maxInstances. */
+#define NX_SYNC_SANDBOXES 2
+typedef enum {
+  NX_SYNC_NONE,      /* no sandbox yet */
+  NX_SYNC_CLEAN,     /* pristine, ready */
+  NX_SYNC_BUSY,      /* a caller runs in it (or creates it) */
+  NX_SYNC_DIRTY,     /* waiting for a worker to reset it */
+  NX_SYNC_RESETTING, /* a worker resets it now */
+} nx_sync_state_t;
+
+typedef struct {
+  nx_sandbox_t *sb;
+  nx_sync_state_t state;
+} nx_sync_slot_t;
+
 struct nx_runtime_s {
   nx_config_t cfg;         /* read-only after start */
   nx_engine_t engine;      /* read-only after start: tag, compile cache */
@@ -57,6 +73,8 @@ struct nx_runtime_s {
   uint64_t parked_memory;
   uint32_t resetting; /* sandboxes between their last result and the pool */
   int closing;        /* shutdown() began: no new starts, no new parking */
+  nx_sync_slot_t sync[NX_SYNC_SANDBOXES];
+  pthread_cond_t sync_cond; /* a sync sandbox came back from its reset */
   nx_stats_t stats;   /* the runtime's own fields; results are in metrics */
 };
 

@@ -248,9 +248,38 @@ static int expired(const nx_runtime_t *rt) {
   return t && t->deadline_ns <= nx_util_now_ns();
 }
 
+/* A sync sandbox waiting for its reset (sync.c), or NULL. */
+static nx_sync_slot_t *dirty_sync(nx_runtime_t *rt) {
+  int i;
+  for (i = 0; i < NX_SYNC_SANDBOXES; i++)
+    if (rt->sync[i].state == NX_SYNC_DIRTY) return &rt->sync[i];
+  return NULL;
+}
+
+/* Resets a sync sandbox for its next caller (a broken one is replaced on
+ * demand). */
+static void reset_sync(nx_runtime_t *rt, nx_sync_slot_t *slot) {
+  nx_sandbox_t *sb = slot->sb, *discard = NULL;
+  uint64_t t0;
+  slot->state = NX_SYNC_RESETTING;
+  atomic_fetch_sub(&rt->work, 1);
+  pthread_mutex_unlock(&rt->lock);
+  t0 = nx_util_now_ns();
+  if (sb->broken || nx_snap_reset(rt->snap, sb) != 0) discard = sb;
+  t0 = nx_util_now_ns() - t0;
+  pthread_mutex_lock(&rt->lock);
+  rt->stats.resets++;
+  rt->stats.reset_ns_sum += t0;
+  slot->state = discard ? NX_SYNC_NONE : NX_SYNC_CLEAN;
+  if (discard) slot->sb = NULL;
+  pthread_cond_broadcast(&rt->sync_cond);
+  pthread_mutex_unlock(&rt->lock);
+  nx_sandbox_free(discard);
+}
+
 static void wait_for_work(nx_runtime_t *rt) {
   while (!atomic_load(&rt->stopping) && !rt->rhead && nx_list_empty(&rt->cancelled) &&
-         !(rt->head && nx_pool_available(&rt->pool)) && !expired(rt)) {
+         !(rt->head && nx_pool_available(&rt->pool)) && !expired(rt) && !dirty_sync(rt)) {
     const nx_task_t *oldest = nx_susp_oldest(&rt->susp);
     if (oldest) {
       struct timespec ts;
@@ -266,11 +295,14 @@ static void wait_for_work(nx_runtime_t *rt) {
 /* Takes the next thing to do (under the lock) and does it (without). */
 static void run_next(nx_worker_t *self) {
   nx_runtime_t *rt = self->rt;
+  nx_sync_slot_t *slot;
   nx_job_t *job;
   nx_task_t *task;
   nx_link_t *l;
 
-  if (rt->rhead) {
+  if ((slot = dirty_sync(rt)) != NULL) {
+    reset_sync(rt, slot);
+  } else if (rt->rhead) {
     job = rt->rhead;
     rt->rhead = job->next;
     if (rt->rhead == NULL) rt->rtail = NULL;
