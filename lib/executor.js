@@ -26,16 +26,8 @@ const OPTIONS = new Set([
   'signal',
   ...CALLBACKS,
 ]);
-const HANDLER_ERROR_CODES = new Set([
-  'TIMEOUT',
-  'MEMORY_LIMIT',
-  'PERMISSION_DENIED',
-  'EXECUTION_ERROR',
-  'COMPILATION_ERROR',
-  'INVALID_HANDLER',
-  'INTERNAL_ERROR',
-  'RESOURCE_LIMIT',
-]);
+// The codes a handler's own failure carries (src/contract.js).
+const HANDLER_ERROR_CODES = new Set(require('../src/contract').errorCodes);
 // setTimeout fires at once for longer delays, so they cannot be honoured.
 const MAX_DEADLINE_MS = 2 ** 31 - 1;
 

@@ -55,14 +55,7 @@ else
 fi
 
 # --- build there, finding node-gyp and the headers as scripts/build.sh does -
-prefix=$(node -p "require('path').resolve(process.execPath, '../..')")
-nodedir_arg=
-if [ -f "$prefix/include/node/node_api.h" ]; then
-  nodedir_arg="--nodedir=$prefix"
-fi
-gyp=$(node -p "try { require.resolve('node-gyp/bin/node-gyp.js', { paths: [require('path').dirname(process.execPath) + '/../lib/node_modules/npm/node_modules'] }) } catch (e) { '' }")
-if [ -n "$gyp" ]; then gyp="node $gyp"; else gyp="node-gyp"; fi
-jobs=$(nproc 2>/dev/null || echo 2)
+. "$root/scripts/gyp-env.sh"
 addon="$work/build/Release/nexus_wasm_bridge.node"
 # The wasm2c action has two outputs, which gyp's make generator routes
 # through an always-remade .intermediate target: `node-gyp build` would

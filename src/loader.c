@@ -192,6 +192,7 @@ nx_jsval_t nx_loader_load(nx_exec_t *ex, uint8_t **packed, size_t *packed_len) {
     nx_blob_release(ex->blob);
     ex->blob = NULL;
     nx_failure_clear(ex);
+    ex->phase = NX_PHASE_RUN; /* the failed read closed it */
   }
   fn = compile_source(ex, &bc, &bc_len);
   if (bc && eng->cache && nx_jsval_tag(fn) != NX_TAG_EXCEPTION)

@@ -335,7 +335,12 @@ static nx_mp_status_t encode_object(nx_mp_encoder_t *e, nx_jsval_t v) {
     nx_guest_read_u32(in, slots, &off);
     nx_guest_read_u32(in, slots + 8, &len);
     nx_sandbox_outs_pop(sb, 3);
-    if (nx_jsval_tag(abuf) == NX_TAG_EXCEPTION) return NX_MP_GUEST;
+    if (nx_jsval_tag(abuf) == NX_TAG_EXCEPTION) {
+      /* Its only failure is a detached or shrunk buffer ("TypeError: ...
+       * detached or resized"); say which value, like every other refusal. */
+      nx_sandbox_drop_exception(sb);
+      return uncrossable(e, "is a detached or invalid buffer");
+    }
     st = encode_bytes(e, abuf, off, len, nx_mp_qjs_to_code[ta]);
     nx_sandbox_free_value(sb, abuf);
     return st;

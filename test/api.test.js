@@ -1,15 +1,19 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('fs');
+const os = require('os');
 const path = require('path');
+const { inspect } = require('util');
 const { Worker } = require('worker_threads');
-const { NexusRuntime } = require('..');
+const { NexusRuntime, validateConfig } = require('..');
+const contract = require('../src/contract');
 const { context } = require('./helpers');
 
 test('config: defaults', async () => {
   const rt = new NexusRuntime();
   const c = rt.config;
-  assert.equal(c.workers >= 1, true);
+  assert.equal(c.workers, os.availableParallelism ? os.availableParallelism() : os.cpus().length);
   assert.equal(c.maxInstances, c.workers * 2);
   assert.equal(c.minInstances, 0);
   assert.equal(c.memoryLimitBytes, 32 * 1024 * 1024);
@@ -23,50 +27,83 @@ test('config: defaults', async () => {
   await rt.shutdown();
 });
 
-test('config: every field is validated', () => {
+test('config: every field is validated (types, integers, booleans, strings, names, cross-field rules)', () => {
+  // The bounds of every integer field, each minus and plus one, are
+  // contract.test.js's ("lib applies the contract defaults, and refuses each
+  // bound plus or minus one"); this test holds everything else.
   const cases = [
     [null, TypeError, 'config must be an object'],
     [[], TypeError, 'config must be an object'],
+    [5, TypeError, 'config must be an object'],
+    ['workers', TypeError, 'config must be an object'],
     [{ nope: 1 }, TypeError, 'config.nope is not a known option'],
-    [{ workers: '2' }, TypeError, 'config.workers must be a number'],
-    [{ workers: 0 }, RangeError, /^config\.workers must be an integer in \[1, 256\]/],
-    [{ workers: 1.5 }, RangeError, /config\.workers/],
-    [{ maxInstances: 0 }, RangeError, /config\.maxInstances/],
-    [{ minInstances: -1 }, RangeError, /config\.minInstances/],
-    [{ minInstances: 5, maxInstances: 2 }, RangeError, /minInstances \(5\) must not exceed/],
-    [{ memoryLimitBytes: 1024 }, RangeError, /config\.memoryLimitBytes/],
-    [{ stackSizeBytes: 4096 }, RangeError, /config\.stackSizeBytes/],
-    [{ defaultTimeoutMs: 0 }, RangeError, /config\.defaultTimeoutMs/],
-    [{ defaultTimeoutMs: NaN }, RangeError, /config\.defaultTimeoutMs/],
-    [{ maxResultBytes: 65535 }, RangeError, 'config.maxResultBytes must be an integer in [65536, 1073741824], got 65535'],
-    [{ maxResultBytes: 2 ** 30 + 1 }, RangeError, /config\.maxResultBytes/],
-    [{ maxResultBytes: '1' }, TypeError, 'config.maxResultBytes must be a number'],
-    [{ maxHostCalls: 0 }, RangeError, 'config.maxHostCalls must be an integer in [1, 100000000], got 0'],
-    [{ maxHostCalls: 1e8 + 1 }, RangeError, /config\.maxHostCalls/],
-    [{ enableSIMD: 'yes' }, TypeError, 'config.enableSIMD must be a boolean'],
-    [{ enableAOT: 1 }, TypeError, 'config.enableAOT must be a boolean'],
-    [{ cacheDir: 3 }, TypeError, 'config.cacheDir must be a non-empty string'],
-    [{ quickjsModulePath: '/tmp/other.wasm' }, RangeError, /only the built-in engine/],
+    [{ constructor: 1 }, TypeError, 'config.constructor is not a known option'],
+    [{ minInstances: 5, maxInstances: 2 }, RangeError, 'config.minInstances (5) must not exceed config.maxInstances (2)'],
+    // maxInstances defaults to twice the workers
+    [{ workers: 1, minInstances: 3 }, RangeError, 'config.minInstances (3) must not exceed config.maxInstances (2)'],
+    [{ quickjsModulePath: '/tmp/other.wasm' }, RangeError, /^config\.quickjsModulePath: only the built-in engine \(/],
   ];
+  for (const [key, { min, max }] of Object.entries(contract.config)) {
+    for (const wrong of ['2', true, null, 2n, {}, [1]]) cases.push([{ [key]: wrong }, TypeError, `config.${key} must be a number`]);
+    for (const v of [min + 0.5, NaN, Infinity, -Infinity]) {
+      cases.push([{ [key]: v }, RangeError, `config.${key} must be an integer in [${min}, ${max}], got ${v}`]);
+    }
+  }
+  for (const key of ['enableSIMD', 'enableBulkMemory', 'enableAOT']) {
+    for (const wrong of ['yes', 1, 0, null, {}]) cases.push([{ [key]: wrong }, TypeError, `config.${key} must be a boolean`]);
+  }
+  for (const key of ['cacheDir', 'quickjsModulePath']) {
+    for (const wrong of [3, '', null, true, {}]) cases.push([{ [key]: wrong }, TypeError, `config.${key} must be a non-empty string`]);
+  }
   for (const [config, type, message] of cases) {
     assert.throws(() => new NexusRuntime(config), (err) => {
-      assert.ok(err instanceof type, `${JSON.stringify(config)}: ${err}`);
+      assert.equal(err.constructor, type, `${inspect(config)}: ${err}`);
       if (message instanceof RegExp) assert.match(err.message, message);
       else assert.equal(err.message, message);
       return true;
     });
   }
+  // undefined is "not given"; every valid type is accepted
+  const c = validateConfig({ workers: undefined, enableSIMD: false, enableBulkMemory: false, enableAOT: true, cacheDir: 'rel' });
+  assert.equal(c.enableSIMD, false);
+  assert.equal(c.enableBulkMemory, false);
+  assert.equal(c.cacheDir, path.resolve('rel'));
+  assert.equal(c.maxInstances, 2 * c.workers);
 });
 
-test('config: accepted seed options', async () => {
-  const rt = new NexusRuntime({
-    workers: 1, enableSIMD: true, enableBulkMemory: true, enableAOT: false,
-    quickjsModulePath: require.resolve('quickjs-wasi/quickjs.wasm'), cacheDir: '/tmp/nexus-cache',
-  });
-  assert.equal(rt.config.enableAOT, true); // always ahead of time: the engine is compiled in
-  const r = await rt.executeHandler('return 1', context());
-  assert.equal(r.returnValue, 1);
-  await rt.shutdown();
+test('config: accepted seed options; cacheDir is created if missing', async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nx-api-'));
+  const cacheDir = path.join(tmp, 'made', 'by', 'the', 'runtime');
+  try {
+    const rt = new NexusRuntime({
+      workers: 1, enableSIMD: true, enableBulkMemory: true, enableAOT: false,
+      quickjsModulePath: require.resolve('quickjs-wasi/quickjs.wasm'), cacheDir,
+    });
+    assert.equal(rt.config.enableAOT, true); // always ahead of time: the engine is compiled in
+    assert.equal(rt.config.cacheDir, cacheDir);
+    const r = await rt.executeHandler('return 1', context());
+    assert.equal(r.returnValue, 1);
+    await rt.shutdown();
+    assert.match(fs.readdirSync(cacheDir).join(), /^[0-9a-f]{64}\.nxc$/); // the one compiled source
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('minInstances: that many sandboxes are created up front, before any execution', { timeout: 30000 }, async (t) => {
+  const rt = new NexusRuntime({ workers: 2, maxInstances: 4, minInstances: 3 });
+  try {
+    // created in the background: wait until they are ready (idle), until the
+    // test's timeout (liveInstances counts one as soon as its creation starts)
+    while (rt.getStats().availableInstances < 3 && !t.signal.aborted) await new Promise((r) => setTimeout(r, 5));
+    const s = rt.getStats();
+    assert.equal(s.totalExecutions, 0);
+    assert.equal(s.liveInstances, 3);
+    assert.equal(s.availableInstances, 3);
+    assert.equal(s.totalMemoryBytes, 3 * s.snapshotBytes);
+  } finally {
+    await rt.shutdown();
+  }
 });
 
 test('executeHandler rejects bad arguments with TypeErrors', async () => {
@@ -97,13 +134,21 @@ test('executeHandler rejects bad arguments with TypeErrors', async () => {
 
 test('the native layer checks its own arguments too', async () => {
   const native = require('../lib/native');
-  assert.throws(() => new native.Runtime(), { name: 'TypeError' });
-  assert.throws(() => new native.Runtime({ workers: -3 }), { name: 'RangeError' });
+  assert.throws(() => new native.Runtime(), { name: 'TypeError', message: 'Runtime(config): config must be an object' });
+  assert.throws(() => new native.Runtime({ workers: -3 }), { name: 'RangeError', message: 'config.workers must be an integer in [1, 256]' });
+  for (const [key, { min, max }] of Object.entries(contract.config)) {
+    assert.throws(() => new native.Runtime({ [key]: String(min) }), { name: 'TypeError', message: `config.${key} must be a number` });
+    assert.throws(() => new native.Runtime({ [key]: min + 0.5 }), { name: 'RangeError', message: `config.${key} must be an integer in [${min}, ${max}]` });
+  }
+  assert.throws(() => new native.Runtime({ minInstances: 3, maxInstances: 2 }),
+    { name: 'RangeError', message: 'config.minInstances must not exceed config.maxInstances' });
+  assert.throws(() => new native.Runtime({ cacheDir: `/tmp/${'d'.repeat(5000)}` }), { name: 'RangeError', message: 'config.cacheDir is too long' });
   const n = new native.Runtime({ workers: 1 });
-  assert.throws(() => n.execute(1, Buffer.alloc(0), 0), { name: 'TypeError' });
-  assert.throws(() => n.execute('1', {}, 0), { name: 'TypeError' });
-  assert.throws(() => n.execute('1', Buffer.alloc(0), -5), { name: 'RangeError' });
-  assert.throws(() => n.execute.call({}, '1', Buffer.alloc(0), 0));
+  const USAGE = 'execute(code, context, timeoutMs): ';
+  assert.throws(() => n.execute(1, Buffer.alloc(0), 0), { name: 'TypeError', message: `${USAGE}code must be a string` });
+  assert.throws(() => n.execute('1', {}, 0), { name: 'TypeError', message: `${USAGE}context must be a Buffer` });
+  assert.throws(() => n.execute('1', Buffer.alloc(0), -5), { name: 'RangeError', message: `${USAGE}timeoutMs out of range` });
+  assert.throws(() => n.execute.call({}, '1', Buffer.alloc(0), 0), { name: 'TypeError', message: 'Illegal invocation' });
   // Bytes that are not the lib's MessagePack still produce a result, never a crash.
   const { unpack } = require('msgpackr');
   for (const bytes of [Buffer.alloc(0), Buffer.from([0xc1]), Buffer.from([0x93, 1]), Buffer.from('not msgpack'),
@@ -196,18 +241,24 @@ test('the addon loads in several worker threads at once', async () => {
 });
 
 test('terminating a worker thread mid-execution is clean', async () => {
+  // The worker reports only once its handler is running (activeInstances 1);
+  // terminate() must then resolve (exit code 1) however long the handler
+  // would still run: the test's own timeout is what fails a hang.
   const code = `const { parentPort } = require('worker_threads');
     const { NexusRuntime } = require(${JSON.stringify(path.join(__dirname, '..'))});
     const rt = new NexusRuntime({ workers: 1 });
     rt.executeHandler('while (true) {}', { panelId: 'p', handlerName: 'h', stateSnapshot: {}, args: {}, scope: {},
-      capabilities: [] }, 60000);
-    parentPort.postMessage('started');`;
+      capabilities: [] }, 60000).then((r) => parentPort.postMessage('finished ' + r.status));
+    const poll = () => (rt.getStats().activeInstances === 1 ? parentPort.postMessage('running') : setTimeout(poll, 1));
+    poll();`;
   const w = new Worker(code, { eval: true });
-  await new Promise((resolve) => w.once('message', resolve));
-  await new Promise((r) => setTimeout(r, 50));
-  const t = Date.now();
-  await w.terminate();
-  assert.ok(Date.now() - t < 5000);
+  const messages = [];
+  await new Promise((resolve, reject) => {
+    w.on('message', (m) => { messages.push(m); resolve() });
+    w.once('error', reject);
+  });
+  assert.equal(await w.terminate(), 1);
+  assert.deepEqual(messages, ['running']);
 });
 
 test('random and mutated context bytes never crash the native layer', async () => {

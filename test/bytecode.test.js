@@ -269,9 +269,8 @@ const CHILD = `
   (async () => {
     const rt = new NexusRuntime({ workers: 16, maxInstances: 16, memoryLimitBytes: 16 * 1024 * 1024 });
     await Promise.all(list.map(async (b, i) => {
-      const t = Date.now();
       const r = await rt.executeCompiledHandler(b, ctx, 1000);
-      out({ i, status: r.status, code: r.error ? r.error.code : null, message: r.error ? r.error.message : null, ms: Date.now() - t });
+      out({ i, status: r.status, code: r.error ? r.error.code : null, message: r.error ? r.error.message : null });
     }));
     const ok = await rt.executeHandler('$emit("ok", $args.n); return $args.n * 2', { ...ctx, args: { n: 21 } });
     out({ serves: ok.status === 'success' && ok.returnValue === 42 && ok.events.length === 1 });
@@ -279,6 +278,11 @@ const CHILD = `
     out({ done: true });
   })();
 `;
+
+// A child still running after this long is hung (deadlocked, or stuck in an
+// execution that its 1000 ms timeout did not end): it is killed and the test
+// fails. Far above what the children need, so load cannot trip it.
+const HANG_MS = 60000;
 
 async function runCrafted(buffers, watchdogMs) {
   const { spawn } = require('node:child_process');
@@ -385,7 +389,7 @@ async function craft200() {
 
 test('fuzz: 200 crafted bytecode bodies with valid headers (timeout 1000 ms each) never crash or hang the process', async () => {
   const crafted = await craft200();
-  const res = await runCrafted(crafted, 5000);
+  const res = await runCrafted(crafted, HANG_MS);
   const statuses = {};
   for (const r of res.results.values()) {
     assert.ok(['success', 'error'].includes(r.status), `status ${r.status}`);
@@ -397,7 +401,7 @@ test('fuzz: 200 crafted bytecode bodies with valid headers (timeout 1000 ms each
   assertChildOk(res, 'fuzz');
 });
 
-test('crafted bytecode with an undefined opcode (0xfc) ends with an error result, not a hang', async () => {
+test('crafted bytecode with an undefined opcode (0xfc to 0xff) ends with an error result, not a hang (0xfc: stopped by the watchdog)', async () => {
   // Minimal case found by the fuzz: "return 7", its first opcode (push_7,
   // 0xc1) replaced by 0xfc, QuickJS's checksum escaped, header resealed.
   const bc = await rt.precompileHandler('return 7');
@@ -410,14 +414,16 @@ test('crafted bytecode with an undefined opcode (0xfc) ends with an error result
     b[at] = op;
     crafted.push(reseal(bc, b));
   }
-  const started = Date.now();
-  const res = await runCrafted(crafted, 3000);
-  for (const r of res.results.values()) {
-    assert.equal(r.status, 'error');
-    assert.ok(r.ms < 2500, `took ${r.ms} ms with a 1000 ms timeout`);
-  }
+  const res = await runCrafted(crafted, HANG_MS);
+  // 0xfc sends QuickJS into a loop inside its C code, where the interrupt
+  // check never runs: the watchdog stops it and says so. The others are the
+  // interpreter's own error. Every one has a result (assertChildOk: none
+  // pending, the process alive and still serving).
+  assert.deepEqual([...res.results.values()].sort((a, b) => a.i - b.i).map((r) => [r.status, r.code, r.message]), [
+    ['error', 'TIMEOUT', 'Execution timed out after 1000 ms (stopped inside the engine)'],
+    ...['fd', 'fe', 'ff'].map((op) => ['error', 'EXECUTION_ERROR', `InternalError: invalid opcode: pc=0 opcode=0x${op}`]),
+  ]);
   assertChildOk(res, 'opcode 0xfc');
-  assert.ok(Date.now() - started < 3000);
 });
 
 test('the runtime of this file keeps serving after crafted bytecode', async () => {

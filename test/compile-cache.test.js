@@ -59,6 +59,20 @@ async function assertGoodFile(file, code) {
   assert.deepEqual(f.subarray(16, 48), sha256(await keyOf(code), f.subarray(HEADER)));
 }
 
+// Bytes QuickJS would load and run, but not the ones the runtime wrote: a
+// string constant of the bytecode changed (same length) and QuickJS's own
+// bytecode checksum escaped (0xffffffff after the version byte, see
+// bytecode.test.js). The file's header keeps its old SHA-256: only that
+// check can tell. Run, the file would make the handler emit `to`.
+function tamper(file, from, to) {
+  const b = fs.readFileSync(file);
+  const at = b.indexOf(Buffer.from(from, 'latin1'), HEADER);
+  assert.ok(at > HEADER && from.length === to.length, `${from} in ${file}`);
+  b.write(to, at, 'latin1');
+  b.writeUInt32LE(0xffffffff, HEADER + 1);
+  fs.writeFileSync(file, b);
+}
+
 function dirBytes(dir) {
   return fs.readdirSync(dir).reduce((n, name) => n + fs.statSync(path.join(dir, name)).size, 0);
 }
@@ -141,7 +155,15 @@ test('memory: a small maxCacheBytes evicts the least recently used', async () =>
     assert.ok(s.cacheBytes <= max, `cacheBytes ${s.cacheBytes} > ${max}`);
     assert.ok(s.cacheEntries > 0 && s.cacheEntries < 30, `entries ${s.cacheEntries}`);
     // the newest is still there, the oldest was evicted
+    const n = s.cacheEntries; // lru-(30 - n) .. lru-29 are cached
     assert.equal((await runOk(rt, src('lru', 29))).metrics.cacheHit, true);
+    // least recently *used*: the oldest entry, once hit, outlives the second
+    // oldest when a new source needs room
+    assert.equal((await runOk(rt, src('lru', 30 - n))).metrics.cacheHit, true);
+    await runOk(rt, src('lru', 30));
+    assert.equal(rt.getStats().cacheEntries, n);
+    assert.equal((await runOk(rt, src('lru', 30 - n))).metrics.cacheHit, true, 'the recently used entry was evicted');
+    assert.equal((await runOk(rt, src('lru', 31 - n))).metrics.cacheHit, false, 'the least recently used entry was kept');
     const old = await runOk(rt, src('lru', 0));
     assert.equal(old.metrics.cacheHit, false);
     assert.equal(old.returnValue, expected('lru', 0));
@@ -179,9 +201,9 @@ test('disk: a new runtime on the same cacheDir hits on its first execution', asy
   }
 });
 
-test('disk: corrupt, truncated, random and foreign files are ignored and replaced', async () => {
+test('disk: corrupt, truncated, random, foreign and tampered files are ignored and replaced', async () => {
   const dir = newDir();
-  const codes = [0, 1, 2, 3, 4, 5].map((i) => src('bad', i));
+  const codes = [0, 1, 2, 3, 4, 5, 6].map((i) => src('bad', i));
   const a = runtime({ workers: 1, cacheDir: dir });
   try {
     for (const c of codes) await runOk(a, c);
@@ -197,6 +219,7 @@ test('disk: corrupt, truncated, random and foreign files are ignored and replace
     (f) => fs.writeFileSync(f, Buffer.alloc(0)),
     (f) => { const b = fs.readFileSync(f); b.writeBigUInt64LE(BigInt(b.length), 8); fs.writeFileSync(f, b) }, // length lies
     (f) => fs.writeFileSync(f, fs.readFileSync(files[0])), // foreign: a good file of another key
+    (f) => tamper(f, 'bad-6', 'BAD-6'), // loadable, but its checksum does not match
   ];
   const pristine0 = fs.readFileSync(files[0]);
   // the foreign case copies file 0, so file 0 is damaged last
@@ -210,7 +233,10 @@ test('disk: corrupt, truncated, random and foreign files are ignored and replace
       const r = await runOk(b, codes[i], 3);
       assert.equal(r.metrics.cacheHit, false, `damaged file ${i} was used`);
       assert.equal(r.returnValue, expected('bad', i, 3));
+      assert.deepEqual(r.events, [{ name: 'ran', payload: `bad-${i}` }], `file ${i}`);
     }
+    assert.equal(b.getStats().cacheMisses, codes.length);
+    assert.equal(b.getStats().cacheHits, 0);
   } finally {
     await b.shutdown();
   }
@@ -238,14 +264,47 @@ test('disk: a damaged file is replaced even while memory caching is off', async 
     // memory off: the second execution reads the file
     assert.equal((await runOk(a, code)).metrics.cacheHit, true);
     const f = await fileOf(dir, code);
+    // a flipped byte (QuickJS's own checksum would catch it too), then bytes
+    // that only the file's checksum refuses
+    for (const damage of [
+      () => { const b = fs.readFileSync(f); b[b.length - 1] ^= 0xff; fs.writeFileSync(f, b) },
+      () => tamper(f, 'nomem-1', 'NOMEM-1'),
+    ]) {
+      damage();
+      const r = await runOk(a, code, 9);
+      assert.equal(r.metrics.cacheHit, false);
+      assert.equal(r.returnValue, expected('nomem', 1, 9));
+      assert.deepEqual(r.events, [{ name: 'ran', payload: 'nomem-1' }]);
+      await assertGoodFile(f, code);
+      const again = await runOk(a, code);
+      assert.equal(again.metrics.cacheHit, true);
+      assert.deepEqual(again.events, [{ name: 'ran', payload: 'nomem-1' }]);
+    }
+  } finally {
+    await a.shutdown();
+  }
+});
+
+// A file whose checksum matches but whose bytecode QuickJS refuses (its own
+// bytecode checksum fails) reaches the loader's fallback: compile afresh and
+// replace the file. The recompiled handler must still reach the host: the
+// failed read closes the execution, so the fallback reopens it.
+test('disk: a checksummed file that QuickJS cannot read is recompiled and replaced', async () => {
+  const dir = newDir();
+  const code = src('unreadable', 1);
+  const a = runtime({ workers: 1, cacheDir: dir, maxCacheBytes: 0 });
+  try {
+    await runOk(a, code);
+    const f = await fileOf(dir, code);
     const b = fs.readFileSync(f);
-    b[b.length - 1] ^= 0xff;
+    b[b.length - 1] ^= 0xff; // QuickJS's own checksum no longer matches
+    sha256(await keyOf(code), b.subarray(HEADER)).copy(b, 16); // the file's does
     fs.writeFileSync(f, b);
-    const r = await runOk(a, code, 9);
+    const r = await a.executeHandler(code, context({ args: { k: 2 } }));
+    assert.equal(r.status, 'success', JSON.stringify(r.error));
     assert.equal(r.metrics.cacheHit, false);
-    assert.equal(r.returnValue, expected('nomem', 1, 9));
+    assert.deepEqual(r.events, [{ name: 'ran', payload: 'unreadable-1' }]);
     await assertGoodFile(f, code);
-    assert.equal((await runOk(a, code)).metrics.cacheHit, true);
   } finally {
     await a.shutdown();
   }
@@ -284,7 +343,8 @@ function runChild(dir, who) {
     let err = '';
     child.stdout.on('data', (d) => { out += d });
     child.stderr.on('data', (d) => { err += d });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
+    // a hung child is killed (and the test fails); far above what it needs
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60000);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, out, err });

@@ -61,6 +61,14 @@ test('set after delete is a set; delete after set is a delete', async () => {
   ]);
 });
 
+test('defineProperty on $state records a write like an assignment; an accessor is refused', async () => {
+  const r = await run(`Object.defineProperty($state, 'k', { value: 5 });
+    const accessor = Reflect.defineProperty($state, 'g', { get() { return 1 } });
+    return [$state.k, accessor, 'g' in $state]`);
+  assert.deepEqual(r.returnValue, [5, false, false]);
+  assert.deepEqual(r.stateMutations, [{ key: 'k', operation: 'set', value: 5 }]);
+});
+
 test('deleting a key that does not exist records nothing', async () => {
   const r = await run('delete $state.nope; return "nope" in $state');
   assert.equal(r.returnValue, false);
@@ -70,12 +78,14 @@ test('deleting a key that does not exist records nothing', async () => {
 test('Object.keys, in, spread and JSON over $state', async () => {
   const r = await run(
     `$state.added = 1; delete $state.b;
-     return { keys: Object.keys($state), has: ['a' in $state, 'b' in $state, 'added' in $state],
+     return { keys: Object.keys($state), own: Reflect.ownKeys($state), has: ['a' in $state, 'b' in $state, 'added' in $state],
               spread: { ...$state }, json: JSON.stringify($state) }`,
     { stateSnapshot: { a: 1, b: 2 } },
   );
   assert.deepEqual(r.returnValue, {
     keys: ['a', 'added'],
+    own: ['a', 'added'], // the raw key list too, not only what Object.keys filters
+
     has: [true, false, true],
     spread: { a: 1, added: 1 },
     json: '{"a":1,"added":1}',
@@ -167,11 +177,19 @@ test('handler globals cannot be replaced for later code in the same run', async 
 });
 
 test('large state: reading one key of 10 000 decodes one key', async () => {
+  // Every other key holds an invalid Date, which the native decoder refuses
+  // (docs/marshaling.md): decoding any of them would fail the execution.
   const state = {};
-  for (let i = 0; i < 10000; i++) state[`k${i}`] = { id: i, tags: ['a', 'b'] };
-  const r = await run('$state.k9999.tags.push("c"); return $state.k5000.id', { stateSnapshot: state });
-  assert.equal(r.returnValue, 5000);
+  for (let i = 0; i < 10000; i++) state[`k${i}`] = new Date(NaN);
+  state.k5000 = { id: 5000 };
+  state.k9999 = { id: 9999, tags: ['a', 'b'] };
+  const r = await run('$state.k9999.tags.push("c"); return [$state.k5000.id, "k1" in $state]', { stateSnapshot: state });
+  assert.equal(r.status, 'success', JSON.stringify(r.error));
+  assert.deepEqual(r.returnValue, [5000, true]);
   assert.deepEqual(r.stateMutations, [{ key: 'k9999', operation: 'set', value: { id: 9999, tags: ['a', 'b', 'c'] } }]);
+  // the premise: reading one of the others fails
+  const bad = await run('return $state.k1', { stateSnapshot: state });
+  assert.equal(bad.error.message, 'TypeError: stateSnapshot.k1: unsupported MessagePack extension type -1');
 });
 
 test('many executions in parallel all succeed with their own results', async () => {

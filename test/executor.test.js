@@ -482,20 +482,38 @@ test('abort from a callback stops before any extension call', async () => {
   assert.equal(rt.parked.size, 0);
 });
 
-test('the overall deadline counts time suspended and ends with TimeoutError', async () => {
+test('the overall deadline counts time suspended and ends with TimeoutError', async (t) => {
   // The first call answers at once, the second never: the deadline falls
-  // while the handler is parked on it.
+  // while the handler is parked on it. Virtual time (mock timers): nothing
+  // but the deadline can end the execution, and it does so at 50 ms, not
+  // one millisecond before.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
   const rt = new FakeRuntime([suspended([call('s1', 'e', 'quick')]), suspended([call('s2', 'e', 'hang')]), success('too late')]);
-  const t0 = Date.now();
-  const e = { quick: async () => 1, hang: () => new Promise(() => {}) };
-  const err = await new WasmSandboxExecutor(rt).execute(opts({ timeoutMs: 50, extensions: { e } })).catch((x) => x);
-  assert.ok(err instanceof errors.TimeoutError);
+  const called = [];
+  const e = {
+    quick: async () => { called.push('quick'); return 1 },
+    hang: () => { called.push('hang'); return new Promise(() => {}) },
+  };
+  let outcome = null;
+  const done = new WasmSandboxExecutor(rt).execute(opts({ timeoutMs: 50, extensions: { e } }))
+    .then((v) => { outcome = { value: v } }, (err) => { outcome = { err } });
+  for (let i = 0; i < 100 && !called.includes('hang'); i++) await tick();
+  assert.deepEqual(called, ['quick', 'hang']);
+  t.mock.timers.tick(49);
+  for (let i = 0; i < 10; i++) await tick();
+  assert.equal(outcome, null, 'ended before its deadline');
+  t.mock.timers.tick(1);
+  for (let i = 0; i < 100 && outcome === null; i++) await tick();
+  assert.notEqual(outcome, null, 'still running after its deadline');
+  await done;
+  const { err } = outcome;
+  assert.ok(err instanceof errors.TimeoutError, String(err));
   assert.equal(err.code, 'TIMEOUT');
-  assert.match(err.message, /50 ms/);
-  assert.ok(Date.now() - t0 >= 45 && Date.now() - t0 < 1000);
+  assert.equal(err.message, 'execution did not finish within its overall deadline of 50 ms');
   assert.deepEqual(rt.named('cancelSuspended').map((c) => c.argv[0]), ['s2']);
   assert.equal(rt.named('resumeAll').length, 1);
   assert.equal(rt.parked.size, 0);
+  assert.equal(rt.script.length, 1, 'the last scripted step was never reached');
 });
 
 test('a throwing callback cancels the suspension and its error propagates', async () => {

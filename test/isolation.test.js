@@ -205,15 +205,25 @@ test('after a handler that never settles the next execution is pristine', async 
 });
 
 test('after a wasm trap (call-depth exhaustion on a 1 MiB worker stack) the next execution is pristine', async () => {
+  // A catch around the recursion tells the trap from QuickJS's own stack
+  // check: on this file's default 8 MiB stack the check throws first and the
+  // handler catches it; on a 1 MiB stack the generated code traps, and no
+  // catch runs (limits.test.js).
+  const RECURSE = `${POLLUTE}
+    function f(n) { return f(n + 1) + 1 }
+    try { return f(0) } catch (e) { return 'caught ' + e }`;
+  const checked = await run(RECURSE, {}, 5000);
+  assert.equal(checked.returnValue, 'caught RangeError: Maximum call stack size exceeded');
   const small = runtime({ workers: 1, maxInstances: 1, stackSizeBytes: 1024 * 1024, memoryLimitBytes: LIMIT });
   try {
     await small.executeHandler(CHECK, context());
     const base = (await small.executeHandler(CHECK, context())).returnValue;
     assert.deepEqual(base, baseline);
-    const r = await small.executeHandler(`${POLLUTE}\nfunction f(n) { return f(n + 1) + 1 } return f(0)`, context(), 5000);
-    assert.equal(r.status, 'error');
+    const r = await small.executeHandler(RECURSE, context(), 5000);
+    assert.equal(r.status, 'error', `not a trap, the catch ran: ${JSON.stringify(r.returnValue)}`);
     assert.equal(r.error.code, 'EXECUTION_ERROR');
     assert.equal(r.error.message, 'RangeError: Maximum call stack size exceeded');
+    assert.equal(r.error.location, null);
     await assertPristine('after trap', {}, small, base);
     assert.equal(small.getStats().liveInstances, 1);
   } finally {
@@ -230,8 +240,18 @@ test('after a suspended execution is resumed to its end the next one is pristine
   await assertPristine('after suspension');
 });
 
-test('one instance served everything, reset after each execution', () => {
+test('one instance served every execution, reset after each one', async () => {
+  // The stats do not count resets; what a reset does is observable: each of
+  // five executions in a row on the one instance leaves a global and a
+  // patched prototype behind, and each finds none of its predecessor's.
+  const before = rt.getStats().totalExecutions;
+  for (let i = 0; i < 5; i++) {
+    const r = await run(`const seen = [typeof globalThis.mark, ({}).mark];
+      globalThis.mark = $args.i; Object.prototype.mark = $args.i; return seen`, { args: { i } });
+    assert.deepEqual(r.returnValue, ['undefined', undefined], `execution ${i}`);
+  }
   const s = rt.getStats();
+  assert.equal(s.totalExecutions, before + 5);
   assert.equal(s.liveInstances, 1);
   assert.ok(s.avgResetUs > 0, `avgResetUs ${s.avgResetUs}`);
   assert.ok(s.snapshotBytes > 0);
