@@ -67,12 +67,13 @@ stale() {
     [ -n "$(find src test/fuzz "$gen" -name '*.h' -newer "$2" 2>/dev/null | head -n 1)" ]
 }
 
-# Sanitized objects: every src/*.c but the Node-API surface (addon.c), the
-# wasm runtime (src/wasm_rt), the harnesses' shared code and the harnesses.
+# Sanitized objects: every src/*.c but the Node-API surface (addon.c and its
+# argument helpers, args.c), the wasm runtime (src/wasm_rt), the harnesses'
+# shared code and the harnesses.
 objects=""
 pids=""
 for src in src/*.c src/wasm_rt/*.c test/fuzz/*.c; do
-  [ "$src" = src/addon.c ] && continue
+  case "$src" in src/addon.c | src/args.c) continue ;; esac
   obj="$out/obj/$(echo "$src" | tr '/' '_' | sed 's/\.c$/.o/')"
   case "$src" in test/fuzz/fuzz_*) ;; *) objects="$objects $obj" ;; esac
   if stale "$src" "$obj"; then
