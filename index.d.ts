@@ -224,9 +224,17 @@ export interface RuntimeStats {
   avgResetUs: number;
   /** Mean time to instantiate a new sandbox from the image, µs. */
   avgInstantiateUs: number;
+  /** Resets and instantiations so far: the counts behind the two averages. */
+  resets: number;
+  instantiations: number;
   /** Time taken to create the image, once, µs. */
   snapshotCreateUs: number;
 }
+
+/** One executeBatch() item: source or precompiled bytecode, exactly one of them. */
+export type BatchItem =
+  | { code: string; bytecode?: undefined; context: WasmContext; timeoutMs?: number }
+  | { bytecode: Uint8Array; code?: undefined; context: WasmContext; timeoutMs?: number };
 
 export class NexusRuntime {
   constructor(config?: RuntimeConfig);
@@ -249,6 +257,22 @@ export class NexusRuntime {
    * whose header does not match this engine build, or is damaged, gives an `INVALID_HANDLER` result.
    */
   executeCompiledHandler(bytecode: Uint8Array, context: WasmContext, timeoutMs?: number): Promise<WasmResult>;
+  /**
+   * Runs a handler (source, or `{ bytecode }` from precompileHandler()) on the calling thread and
+   * returns its result: the same WasmResult, limits, isolation and metrics as executeHandler(), but
+   * the thread is blocked while the handler runs. It cannot suspend: an `$ext` call ends it with an
+   * uncatchable `EXECUTION_ERROR` ("executeHandlerSync cannot run a handler that calls an extension
+   * ($ext.NAME.METHOD): use executeHandler"). Throws TypeError/RangeError for bad arguments, an Error
+   * with `code: 'SHUT_DOWN'` after shutdown().
+   */
+  executeHandlerSync(handler: string | { bytecode: Uint8Array }, context: WasmContext, timeoutMs?: number): WasmResult;
+  /**
+   * Runs every item with one hand-off to the workers and one back; resolves, once the last has
+   * finished, with one result per item in item order (what executeHandler()/executeCompiledHandler()
+   * would give; a suspended item resumes as usual). A malformed item rejects the whole batch with a
+   * TypeError naming it before anything runs; more than 100 000 items is a RangeError; `[]` gives `[]`.
+   */
+  executeBatch(items: BatchItem[]): Promise<WasmResult[]>;
   /**
    * Answers one pending call of a suspended execution and continues it; resolves with the next
    * segment's result (suspended again, success or error). Rejects with `code: 'SUSPENSION_NOT_FOUND'`

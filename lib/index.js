@@ -23,6 +23,8 @@ const INTEGER_FIELDS = contract.config;
 const BOOLEAN_FIELDS = ['enableSIMD', 'enableBulkMemory', 'enableAOT'];
 const STRING_FIELDS = ['quickjsModulePath', 'cacheDir'];
 const MAX_TIMEOUT_MS = contract.limits.timeoutMs;
+// Items of one executeBatch() call (the native bound, shared with resumeAll).
+const MAX_BATCH = contract.limits.answers;
 const CAPABILITY = /^(?:state:(?:read|write):.+|events:emit:.+|view:update:.+|ext:.+)$/;
 
 function validateConfig(config) {
@@ -196,9 +198,10 @@ class NexusRuntime {
   executeHandlerSync(handler, context, timeoutMs) {
     if (this.#shutdown) throw shutDownError();
     let mode = 0;
-    if (handler !== null && typeof handler === 'object' && handler.bytecode !== undefined) {
-      if (!(handler.bytecode instanceof Uint8Array)) throw new TypeError('handler.bytecode must be a Uint8Array');
-      handler = handler.bytecode;
+    const bytecode = handler !== null && typeof handler === 'object' ? handler.bytecode : undefined; // read once
+    if (bytecode !== undefined) {
+      if (!(bytecode instanceof Uint8Array)) throw new TypeError('handler.bytecode must be a Uint8Array');
+      handler = bytecode;
       mode = MODE_BYTECODE;
     } else if (typeof handler !== 'string') {
       throw new TypeError('handler must be source code (a string) or { bytecode }');
@@ -211,10 +214,16 @@ class NexusRuntime {
   // Several executions in one round trip to the workers: one hand-off each
   // way for the whole batch. Each item is { code | bytecode, context,
   // timeoutMs }; the results are what executeHandler / executeCompiledHandler
-  // would have given, in the same order.
+  // would have given, in the same order. Every item is checked before any
+  // runs: a malformed one rejects the batch with a TypeError naming it;
+  // what goes wrong while an item runs is that item's error result.
   async executeBatch(items) {
     if (this.#shutdown) throw shutDownError();
-    if (!Array.isArray(items) || items.length === 0) throw new TypeError('executeBatch(items): items must be a non-empty array');
+    if (!Array.isArray(items)) throw new TypeError('executeBatch(items): items must be an array');
+    if (items.length === 0) return [];
+    if (items.length > MAX_BATCH) {
+      throw new RangeError(`executeBatch(items): at most ${MAX_BATCH} items per batch, got ${items.length}`);
+    }
     const jobs = items.map((item, i) => {
       if (item === null || typeof item !== 'object') throw new TypeError(`items[${i}] must be an object`);
       const { code, bytecode, context, timeoutMs } = item;
@@ -309,6 +318,9 @@ class NexusRuntime {
       // execution, an instantiation from the image for a new one.
       avgResetUs: s.avgResetUs,
       avgInstantiateUs: s.avgInstantiateUs,
+      // How many of each those averages are over.
+      resets: s.resets,
+      instantiations: s.instantiations,
       snapshotCreateUs: s.snapshotCreateUs,
     };
   }

@@ -191,9 +191,8 @@ static void settle_batch(napi_env env, nx_batch_t *b, napi_deferred d) {
   if (napi_create_array_with_length(env, b->n, &arr) != napi_ok) goto fail;
   for (i = 0; i < b->n; i++) {
     nx_job_t *job = b->jobs[i];
-    if (job->result == NULL ||
-        napi_create_external_buffer(env, job->result_len, job->result, free_result, NULL, &buf) !=
-            napi_ok)
+    if (job->result == NULL || napi_create_external_buffer(env, job->result_len, job->result,
+                                                           free_result, NULL, &buf) != napi_ok)
       goto fail;
     job->result = NULL; /* owned by the buffer now */
     if (napi_set_element(env, arr, i, buf) != napi_ok) goto fail;
@@ -220,12 +219,16 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
 
   nx_list_remove(&p->link);
   if (env && p->deferred) {
-    if (batch) settle_batch(env, batch, p->deferred);
-    else settle(env, job, p->deferred);
+    if (batch)
+      settle_batch(env, batch, p->deferred);
+    else
+      settle(env, job, p->deferred);
   }
   free(p);
-  if (batch) free_batch(batch);
-  else nx_job_free(job);
+  if (batch)
+    free_batch(batch);
+  else
+    nx_job_free(job);
   if (env == NULL) return; /* the tsfn is being torn down: the env is going away */
   if (--a->inflight == 0) {
     napi_unref_threadsafe_function(env, a->tsfn);
@@ -458,8 +461,8 @@ static napi_value addon_execute_sync(napi_env env, napi_callback_info info) {
   if (a->closing || a->rt == NULL) goto shut;
   job = read_job(env, argc, argv);
   if (job == NULL) return NULL;
-  rc = nx_sync_execute(a->rt, job->mode, job->code, job->code_len, job->context,
-                       job->context_len, job->timeout_ms, &out, &len);
+  rc = nx_sync_execute(a->rt, job->mode, job->code, job->code_len, job->context, job->context_len,
+                       job->timeout_ms, &out, &len);
   job->code = NULL; /* the execution owned them */
   job->context = NULL;
   nx_job_free(job);
@@ -600,6 +603,8 @@ static napi_value addon_stats(napi_env env, napi_callback_info info) {
       set_num(env, obj, "snapshotCreateUs", (double)s.snapshot_create_us) ||
       set_num(env, obj, "avgResetUs", avg(s.reset_ns_sum, s.resets, 1000.0)) ||
       set_num(env, obj, "avgInstantiateUs", avg(s.instantiate_ns_sum, s.instantiations, 1000.0)) ||
+      set_num(env, obj, "resets", (double)s.resets) ||
+      set_num(env, obj, "instantiations", (double)s.instantiations) ||
       set_num(env, obj, "successes", (double)s.by_status[NX_STATUS_SUCCESS]) ||
       set_num(env, obj, "errors", (double)s.by_status[NX_STATUS_ERROR]) ||
       set_num(env, obj, "suspensions", (double)s.by_status[NX_STATUS_SUSPENDED]) ||

@@ -194,7 +194,7 @@ test('getStats(): every field, counted from a known history', async () => {
   const s = rt.getStats();
   assert.deepEqual(Object.keys(s).sort(), ['activeInstances', 'availableInstances', 'avgExecutionTimeUs', 'avgInstantiateUs',
     'avgResetUs', 'cacheBytes', 'cacheEntries', 'cacheHitRate', 'cacheHits', 'cacheMisses', 'errorsByCode',
-    'executionsByStatus', 'inFlightExecutions', 'liveInstances', 'queuedExecutions', 'snapshotBytes', 'snapshotCreateUs',
+    'executionsByStatus', 'inFlightExecutions', 'instantiations', 'liveInstances', 'queuedExecutions', 'resets', 'snapshotBytes', 'snapshotCreateUs',
     'suspendedExecutions', 'totalExecutions', 'totalMemoryBytes', 'workers']);
   assert.equal(results.length, 10);
   assert.equal(s.totalExecutions, 10);
@@ -217,6 +217,7 @@ test('getStats(): every field, counted from a known history', async () => {
   // the average of the results' own durations
   assert.equal(s.avgExecutionTimeUs, results.reduce((n, r) => n + r.metrics.durationUs, 0) / results.length);
   assert.ok(s.avgResetUs > 0 && s.avgInstantiateUs > 0 && s.snapshotCreateUs > 0);
+  assert.ok(s.instantiations >= 1 && s.resets >= 1, `${s.instantiations} instantiations, ${s.resets} resets`);
   // 8 distinct sources, each compiled once; the syntax error is not kept
   assert.equal(s.cacheHits, 1);
   assert.equal(s.cacheMisses, 8);
