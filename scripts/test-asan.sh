@@ -134,7 +134,8 @@ export NEXUS_ASAN=1
 # this, LD_PRELOAD included, so they run the instrumented addon too.
 export LD_PRELOAD="$libasan $libubsan${LD_PRELOAD:+ $LD_PRELOAD}"
 
-# The same files as `npm test` (keep in step with package.json).
+# The files of `npm test`'s async pass (scripts/test.js); NEXUS_TEST_PATH=sync
+# or batch in the environment runs them on that engine path instead.
 [ $# -gt 0 ] || set -- test/*.test.js test/security/*.test.js
 if [ -z "$NEXUS_ASAN_LSAN" ]; then
   exec node --test "$@"

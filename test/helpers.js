@@ -29,9 +29,17 @@ function deferred() {
   return { promise, resolve, reject };
 }
 
+// A runtime on the engine path NEXUS_TEST_PATH selects (test/paths.js).
 function runtime(config = { workers: 2 }) {
-  const { NexusRuntime } = require('..');
+  const NexusRuntime = require('./paths').routed(require('..').NexusRuntime);
   return new NexusRuntime(config);
 }
 
-module.exports = { ALL_CAPS, context, deferred, runtime };
+// On the sync path executions run in the runtime's two sync sandboxes, which
+// are outside the pool: pool figures (liveInstances) and worker settings
+// (stackSizeBytes) do not describe them.
+const { PATH } = require('./paths');
+const POOLED = PATH !== 'sync';
+const SYNC_SKIP_WORKER_STACK = PATH === 'sync' && 'executeHandlerSync runs on the calling thread: stackSizeBytes sets worker stacks only';
+
+module.exports = { ALL_CAPS, POOLED, PATH, SYNC_SKIP_WORKER_STACK, context, deferred, runtime };

@@ -3,8 +3,8 @@
 // test that ran the case instead of taking the test runner down with it.
 //
 // A case is { name, code, over?, timeout?, config? } or { name, script } where
-// `script` is the body of an async function of (rt, ctx, strip, sleep) run
-// in the child and returning something JSON can carry. After every case the
+// `script` is the body of an async function of (rt, ctx, strip, sleep,
+// NexusRuntime) run in the child and returning something JSON can carry. After every case the
 // child runs a plain handler on the same runtime and reports whether it
 // still answers: `next` is true when it did.
 
@@ -15,7 +15,8 @@ const PKG = path.join(__dirname, '..', '..');
 
 const CHILD = String.raw`
 'use strict';
-const { NexusRuntime } = require(process.env.NX_PKG);
+// The runtime class on the engine path NEXUS_TEST_PATH selects (test/paths.js).
+const NexusRuntime = require(process.env.NX_PATHS).routed(require(process.env.NX_PKG).NexusRuntime);
 const ALL = ['state:read:*', 'state:write:*', 'events:emit:*', 'view:update:*', 'ext:*'];
 const ctx = (over = {}) => ({ panelId: 'p', handlerName: 'h', stateSnapshot: {}, args: {}, scope: {},
   capabilities: ALL, extensionRegistry: {}, ...over });
@@ -47,8 +48,8 @@ const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
     let result;
     try {
       if (c.script) {
-        const fn = new Function('rt', 'ctx', 'strip', 'sleep', 'return (async () => {' + c.script + '})()');
-        result = await fn(rt, ctx, strip, sleep);
+        const fn = new Function('rt', 'ctx', 'strip', 'sleep', 'NexusRuntime', 'return (async () => {' + c.script + '})()');
+        result = await fn(rt, ctx, strip, sleep, NexusRuntime);
       } else {
         result = strip(await rt.executeHandler(c.code, ctx(c.over), c.timeout || 5000));
       }
@@ -80,7 +81,7 @@ function reviver(k, v) {
 function runInChild(cases, { args = [], env = {}, timeoutMs = 120000 } = {}) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...args, '-e', CHILD], {
-      env: { ...process.env, ...env, NX_PKG: PKG },
+      env: { ...process.env, ...env, NX_PKG: PKG, NX_PATHS: path.join(__dirname, '..', 'paths.js') },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let out = '';

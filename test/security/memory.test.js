@@ -25,7 +25,6 @@ const CASES = [
 ];
 
 const SCRIPT = (runs, code, config, timeout, mode) => `
-  const { NexusRuntime } = require(process.env.NX_PKG);
   const rss = () => { global.gc(); global.gc(); return process.memoryUsage().rss; };
   const start = rss();
   const rt2 = new NexusRuntime({ workers: 2, maxInstances: 2, ...${JSON.stringify(config)} });

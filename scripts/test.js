@@ -1,0 +1,80 @@
+'use strict';
+// npm test: every test file once on the default (async) engine path, then
+// the semantic suites again with NEXUS_TEST_PATH=sync and =batch, so
+// executeHandlerSync and executeBatch are held to the same assertions as
+// executeHandler (test/paths.js routes the calls). Prints how many
+// executions each path really took and how many fell back to async.
+//
+//   node scripts/test.js [async|sync|batch ...]   (default: all three)
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { spawnSync } = require('child_process');
+
+const ROOT = path.join(__dirname, '..');
+const glob = (dir) =>
+  fs
+    .readdirSync(path.join(ROOT, dir))
+    .filter((f) => f.endsWith('.test.js'))
+    .map((f) => path.join(dir, f));
+
+const SEMANTIC = [
+  'test/core.test.js',
+  'test/marshaling.test.js',
+  'test/capabilities.test.js',
+  'test/errors.test.js',
+  'test/limits.test.js',
+  'test/isolation.test.js',
+  'test/bytecode.test.js',
+  ...glob('test/security'),
+];
+
+const PATHS = {
+  async: [...glob('test'), ...glob('test/security')],
+  // Nearly every handler of suspend.test.js calls $ext, which the sync path
+  // refuses: it would run on the async path again, so it is left to batch.
+  sync: SEMANTIC,
+  // memory.test.js takes a minute per path; the sync run keeps it (sync.c
+  // has its own sandbox life cycle), batch jobs reuse the worker's.
+  batch: [...SEMANTIC.filter((f) => !f.endsWith('memory.test.js')), 'test/suspend.test.js'],
+};
+
+const wanted = process.argv.slice(2);
+for (const p of wanted) if (!PATHS[p]) throw new Error(`unknown path ${p}: async, sync or batch`);
+const log = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-test-')), 'paths.jsonl');
+
+let failed = false;
+const summary = [];
+for (const name of wanted.length ? wanted : Object.keys(PATHS)) {
+  const t0 = Date.now();
+  process.stdout.write(`\n== ${name} path: ${PATHS[name].length} files ==\n`);
+  const r = spawnSync(process.execPath, ['--test', ...PATHS[name]], {
+    cwd: ROOT,
+    stdio: 'inherit',
+    env: { ...process.env, NEXUS_TEST_PATH: name, NEXUS_TEST_PATH_LOG: log },
+  });
+  if (r.status !== 0) failed = true;
+  summary.push({ name, ok: r.status === 0, seconds: (Date.now() - t0) / 1000 });
+}
+
+const totals = {};
+if (fs.existsSync(log)) {
+  for (const line of fs.readFileSync(log, 'utf8').split('\n').filter(Boolean)) {
+    const c = JSON.parse(line);
+    const t = (totals[c.path] ??= { routed: 0, suspendFallback: 0, argumentFallback: 0 });
+    for (const k of Object.keys(t)) t[k] += c[k];
+  }
+}
+fs.rmSync(path.dirname(log), { recursive: true, force: true });
+
+process.stdout.write('\n');
+for (const s of summary) {
+  const t = totals[s.name];
+  const routing = t
+    ? `: ${t.routed} executions on the ${s.name} path, ${t.suspendFallback} re-run on async (they call $ext), ` +
+      `${t.argumentFallback} bad-argument calls left to executeHandler's own checks`
+    : '';
+  process.stdout.write(`${s.ok ? 'ok  ' : 'FAIL'} ${s.name} path (${s.seconds.toFixed(1)} s)${routing}\n`);
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,99 @@
+'use strict';
+// Which engine path the semantic suites run on: NEXUS_TEST_PATH=async (the
+// default), sync or batch. In sync and batch mode the runtimes the tests
+// make are a subclass whose executeHandler / executeCompiledHandler go
+// through executeHandlerSync (wrapped in a promise) or executeBatch([one]),
+// so the same assertions check every path (scripts/test-paths.js runs them).
+//
+// executeHandlerSync cannot suspend: a handler that calls $ext ends with
+// its documented EXECUTION_ERROR, and then runs again on the async path so
+// the suite still sees what executeHandler gives (a sandbox starts pristine,
+// so the second run sees nothing of the first). Arguments that are not what
+// executeHandler accepts also go to the async path, so the suites keep
+// checking its TypeErrors. Every routing is counted; with
+// NEXUS_TEST_PATH_LOG set, each process appends its counts there at exit.
+
+const fs = require('fs');
+
+const PATH = process.env.NEXUS_TEST_PATH || 'async';
+if (!['async', 'sync', 'batch'].includes(PATH)) throw new Error(`NEXUS_TEST_PATH must be async, sync or batch, got ${PATH}`);
+
+const SYNC_REFUSAL = /^executeHandlerSync cannot run a handler that calls an extension \(\$ext\..+\..+\): use executeHandler$/;
+
+const counts = { path: PATH, routed: 0, suspendFallback: 0, argumentFallback: 0 };
+if (PATH !== 'async' && process.env.NEXUS_TEST_PATH_LOG) {
+  process.on('exit', () => {
+    if (counts.routed + counts.suspendFallback + counts.argumentFallback === 0) return;
+    const file = process.argv[1] && process.argv[1] !== '-e' ? process.argv[1] : 'child process';
+    fs.appendFileSync(process.env.NEXUS_TEST_PATH_LOG, JSON.stringify({ file, ...counts }) + '\n');
+  });
+}
+
+function refusedSync(r) {
+  return r.status === 'error' && r.error.code === 'EXECUTION_ERROR' && SYNC_REFUSAL.test(r.error.message);
+}
+
+// What executeHandler accepts as arguments, checked the way it checks them
+// (anything else goes to it, for its own error).
+function plainArguments(handler, context) {
+  return context !== null && typeof context === 'object' && !Array.isArray(context) && handler !== undefined;
+}
+
+function routed(NexusRuntime) {
+  if (PATH === 'async') return NexusRuntime;
+  if (PATH === 'sync') {
+    return class SyncPathRuntime extends NexusRuntime {
+      #run(handler, context, timeoutMs, fallback) {
+        let r;
+        try {
+          r = this.executeHandlerSync(handler, context, timeoutMs);
+        } catch (err) {
+          return Promise.reject(err);
+        }
+        if (refusedSync(r)) {
+          counts.suspendFallback++;
+          return fallback();
+        }
+        counts.routed++;
+        return Promise.resolve(r);
+      }
+
+      executeHandler(code, context, timeoutMs) {
+        if (typeof code !== 'string' || !plainArguments(code, context)) {
+          counts.argumentFallback++;
+          return super.executeHandler(code, context, timeoutMs);
+        }
+        return this.#run(code, context, timeoutMs, () => super.executeHandler(code, context, timeoutMs));
+      }
+
+      executeCompiledHandler(bytecode, context, timeoutMs) {
+        if (!(bytecode instanceof Uint8Array) || !plainArguments(bytecode, context)) {
+          counts.argumentFallback++;
+          return super.executeCompiledHandler(bytecode, context, timeoutMs);
+        }
+        return this.#run({ bytecode }, context, timeoutMs, () => super.executeCompiledHandler(bytecode, context, timeoutMs));
+      }
+    };
+  }
+  return class BatchPathRuntime extends NexusRuntime {
+    executeHandler(code, context, timeoutMs) {
+      if (typeof code !== 'string' || !plainArguments(code, context)) {
+        counts.argumentFallback++;
+        return super.executeHandler(code, context, timeoutMs);
+      }
+      counts.routed++;
+      return this.executeBatch([{ code, context, timeoutMs }]).then((r) => r[0]);
+    }
+
+    executeCompiledHandler(bytecode, context, timeoutMs) {
+      if (!(bytecode instanceof Uint8Array) || !plainArguments(bytecode, context)) {
+        counts.argumentFallback++;
+        return super.executeCompiledHandler(bytecode, context, timeoutMs);
+      }
+      counts.routed++;
+      return this.executeBatch([{ bytecode, context, timeoutMs }]).then((r) => r[0]);
+    }
+  };
+}
+
+module.exports = { PATH, SYNC_REFUSAL, counts, routed };
