@@ -1,11 +1,9 @@
 'use strict';
-// Fixtures shared by the benchmarks: the handlers, their contexts, sample
-// counts and the summary of a latency sample.
+// Fixtures shared by the benchmarks (bench/snapshot.js, bench/peers/): the
+// handlers, their contexts and the summary of a sample.
 
 const TRIVIAL = "$state.count++; $emit('changed', $state.count); return $state.count";
 const EXT = 'const v = await $ext.http.get($state.count); $state.count = v + 1; return v';
-const N = Number(process.env.BENCH_N || 5000);
-const WARMUP = Math.min(500, N);
 
 function context(count) {
   return {
@@ -39,4 +37,4 @@ function summarize(samples) {
   return { mean, p50: pick(0.5), p99: pick(0.99) };
 }
 
-module.exports = { TRIVIAL, EXT, EXT_CAPS, N, WARMUP, context, extContext, summarize };
+module.exports = { TRIVIAL, EXT, EXT_CAPS, context, extContext, summarize };

@@ -1,36 +1,42 @@
 'use strict';
-// Snapshot figures: how fast a pristine sandbox is handed out, and what an
-// idle pooled instance costs in private memory. Not an npm script; run it as
+// Snapshot figures: what handing out a pristine sandbox costs, and what an
+// idle pooled instance costs in private memory. Run it as
 //
-//     node bench/snapshot.js
+//     npm run bench:snapshot      (node bench/snapshot.js)
 //
-// (BENCH_N, default 5000, sets the sample count of the trivial-handler p50;
-// SNAPSHOT_MEM_N, default 64, the large pool of the memory measurement.)
-// Figures are printed, never checked (no timed assertions); a summary block
-// ends the output.
+// Figures are printed, never checked (no timed assertions).
 //
-//   1. Reset vs fresh: 2000 trivial executions on a runtime with workers: 1,
-//      then getStats().avgResetUs (back to the image after every execution)
-//      and avgInstantiateUs (a new instance mapped from the image), against
-//      snapshotCreateUs (one fresh instance: instantiate + QuickJS init +
-//      bootstrap, plus writing the image; a single, cold sample).
+//   1. Reset vs fresh, SNAPSHOT_N samples (default 300) of each, interleaved:
+//      every round takes one sample of each kind, so drift on a shared
+//      machine touches all three alike. All three are timed by the native
+//      module around exactly that work, one sample each (getStats() sums
+//      and counts, read before and after):
+//        reset        an execution's sandbox put back to the image (the
+//                     pool's path: a worker does it after posting the result)
+//        instantiate  a new sandbox mapped from the image (a new pool member)
+//        fresh        what there would be without a snapshot: instantiate
+//                     the engine, QuickJS init, bootstrap (snapshotCreateUs
+//                     of a new runtime; it includes writing the image)
+//      p50 and p99 of each; the ratios are of the p50s.
 //   2. Private memory per idle pooled instance: /proc/self/smaps_rollup before
 //      a runtime with minInstances = maxInstances = N exists and after all N
 //      instances have executed (N concurrent executions, 5 rounds) and been
 //      reset, in a fresh child process per N; (after - before) / N, and the
 //      slope between N = 64 and N = 8, which cancels fixed costs (the image,
-//      worker stacks, the addon's own allocations).
-//   3. Trivial handler p50 end to end, as bench/run.js measures it.
+//      worker stacks, the addon's own allocations). SNAPSHOT_MEM_N sets the
+//      large N.
+//
+// End-to-end latency is bench:peers' job (interleaved against peers).
 const { spawnSync } = require('child_process');
 const fs = require('fs');
 const { NexusRuntime } = require('..');
-const { TRIVIAL, EXT, N, WARMUP, context, extContext } = require('./common');
+const { TRIVIAL, EXT, context, extContext, summarize } = require('./common');
 
-const RESET_RUNS = 2000;
+const SAMPLES = Number(process.env.SNAPSHOT_N || 300);
+const WARMUP = 20;
 const MEM_N = Number(process.env.SNAPSHOT_MEM_N || 64);
 const MEM_SMALL = 8;
 const MEM_ROUNDS = 5;
-const DESIGN_FRESH_US = 260; // design brief: instantiate + init, 260-290 µs per instance
 
 async function trivial(rt, i) {
   const r = await rt.executeHandler(TRIVIAL, context(i));
@@ -148,27 +154,48 @@ function runMemChild(n) {
 
 // ---- parent ----------------------------------------------------------------
 
-async function resetVsFresh() {
-  const rt = new NexusRuntime({ workers: 1 });
-  for (let i = 0; i < RESET_RUNS; i++) await trivial(rt, i);
-  await sleep(20); // the last reset runs after its result is posted
-  const s = rt.getStats();
-  await rt.shutdown();
-  return s;
+// Sum of a timed operation so far, µs, from getStats()'s mean and count.
+const total = (s, avg, count) => s[avg] * s[count];
+
+// One reset: an execution on the long-lived runtime, then the wait for its
+// sandbox to be put back (after the result is posted).
+async function resetSample(rt, i) {
+  const before = rt.getStats();
+  await trivial(rt, i);
+  let after;
+  await until('the reset', () => (after = rt.getStats()).resets === before.resets + 1);
+  return total(after, 'avgResetUs', 'resets') - total(before, 'avgResetUs', 'resets');
 }
 
-async function trivialP50() {
-  const rt = new NexusRuntime({ minInstances: 2 }); // as bench/run.js
-  for (let i = 0; i < WARMUP; i++) await trivial(rt, i);
-  const samples = [];
-  for (let i = 0; i < N; i++) {
-    const t = process.hrtime.bigint();
-    await trivial(rt, i);
-    samples.push(Number(process.hrtime.bigint() - t) / 1000);
-  }
+// One new runtime: its image (fresh) and its first pool member (instantiate).
+async function newRuntimeSample() {
+  const rt = new NexusRuntime({ workers: 1, minInstances: 1, maxInstances: 1 });
+  let s;
+  await until('the first instance', () => (s = rt.getStats()).instantiations === 1);
   await rt.shutdown();
-  const s = Float64Array.from(samples).sort();
-  return { p50: s[Math.floor(s.length / 2)], p99: s[Math.floor(s.length * 0.99)] };
+  return { fresh: s.snapshotCreateUs, instantiate: s.avgInstantiateUs };
+}
+
+async function resetVsFresh() {
+  const rt = new NexusRuntime({ workers: 1, minInstances: 1, maxInstances: 1 });
+  const samples = { reset: [], instantiate: [], fresh: [] };
+  try {
+    for (let i = 0; i < WARMUP + SAMPLES; i++) {
+      // Alternate which kind goes first, so neither always follows the other.
+      const pair = [() => resetSample(rt, i), () => newRuntimeSample()];
+      if (i % 2) pair.reverse();
+      const out = [];
+      for (const f of pair) out.push(await f());
+      if (i < WARMUP) continue;
+      const [reset, made] = i % 2 ? out.reverse() : out;
+      samples.reset.push(reset);
+      samples.instantiate.push(made.instantiate);
+      samples.fresh.push(made.fresh);
+    }
+  } finally {
+    await rt.shutdown();
+  }
+  return { reset: summarize(samples.reset), instantiate: summarize(samples.instantiate), fresh: summarize(samples.fresh) };
 }
 
 const kib = (v) => `${v.toFixed(0)} KiB`;
@@ -177,15 +204,15 @@ const us = (v) => `${v.toFixed(1)} µs`;
 async function main() {
   console.log(`nexus-wasm-bridge snapshot bench, node ${process.version}`);
 
-  const s = await resetVsFresh();
-  console.log(`pristine sandbox, after ${RESET_RUNS} trivial executions on workers: 1:`);
-  console.log(`  reset to the image (avgResetUs)            ${us(s.avgResetUs).padStart(10)}   (target <= 20 µs)`);
-  console.log(`  new instance from the image (avgInstantiateUs) ${us(s.avgInstantiateUs).padStart(6)}`);
-  console.log(`  fresh instance + init + image (snapshotCreateUs, 1 cold sample) ${us(s.snapshotCreateUs)}; design brief: ${DESIGN_FRESH_US} µs`);
+  const t = await resetVsFresh();
+  console.log(`pristine sandbox, ${SAMPLES} samples of each after ${WARMUP} warm-up rounds, interleaved (timed in the native module):`);
+  const line = (what, x) => console.log(`  ${what.padEnd(52)} p50 ${us(x.p50).padStart(10)}   p99 ${us(x.p99).padStart(10)}   mean ${us(x.mean).padStart(10)}`);
+  line('reset to the image after an execution', t.reset);
+  line('new instance from the image', t.instantiate);
+  line('fresh: engine + QuickJS init + bootstrap (+ image)', t.fresh);
   console.log(
-    `  fresh / reset: ${(s.snapshotCreateUs / s.avgResetUs).toFixed(0)}x (snapshotCreateUs), ` +
-      `${(DESIGN_FRESH_US / s.avgResetUs).toFixed(0)}x (brief's ${DESIGN_FRESH_US} µs); ` +
-      `instantiate / reset: ${(s.avgInstantiateUs / s.avgResetUs).toFixed(1)}x`,
+    `  p50 ratios: instantiate / reset ${(t.instantiate.p50 / t.reset.p50).toFixed(1)}x, fresh / reset ${(t.fresh.p50 / t.reset.p50).toFixed(0)}x, ` +
+      `fresh / instantiate ${(t.fresh.p50 / t.instantiate.p50).toFixed(1)}x`,
   );
 
   const small = runMemChild(MEM_SMALL);
@@ -208,33 +235,14 @@ async function main() {
       );
     }
     console.log(
-      `    slope (N=${MEM_N} - N=${MEM_SMALL}) / ${span}: Private ${kib(slope(phase, 'Private'))} per instance` +
-        `${phase === 'filled' ? '' : ' (target <= 512 KiB)'}, Rss ${kib(slope(phase, 'Rss'))}, Pss ${kib(slope(phase, 'Pss'))}`,
+      `    slope (N=${MEM_N} - N=${MEM_SMALL}) / ${span}: Private ${kib(slope(phase, 'Private'))} per instance, ` +
+        `Rss ${kib(slope(phase, 'Rss'))}, Pss ${kib(slope(phase, 'Pss'))}`,
     );
   }
   console.log(
     `  shared image (snapshotBytes) ${(large.snapshotBytes / 1024).toFixed(0)} KiB; getStats().totalMemoryBytes at N=${MEM_N}: ` +
-      `${(large.totalMemoryBytes / 1048576).toFixed(1)} MiB (linear-memory sizes, not resident); ` +
-      `avgInstantiateUs over ${MEM_N} instantiations ${us(large.avgInstantiateUs)}`,
+      `${(large.totalMemoryBytes / 1048576).toFixed(1)} MiB (linear-memory sizes, not resident)`,
   );
-
-  const t = await trivialP50();
-  console.log(`trivial handler end to end (${N} after ${WARMUP} warm-up, minInstances: 2): p50 ${us(t.p50)}, p99 ${us(t.p99)}`);
-
-  console.log('');
-  console.log('summary:');
-  console.log(
-    `  reset ${us(s.avgResetUs)} (target <= 20 µs); instantiate from image ${us(s.avgInstantiateUs)} ` +
-      `(${us(large.avgInstantiateUs)} over ${MEM_N}); ` +
-      `fresh ${us(s.snapshotCreateUs)} (snapshotCreateUs) = ${(s.snapshotCreateUs / s.avgResetUs).toFixed(0)}x reset`,
-  );
-  console.log(
-    `  private memory per idle instance (slope N=${MEM_SMALL}..${MEM_N}, target <= 512 KiB): ` +
-      `${kib(slope('held', 'Private'))} when every instance has run, ${kib(slope('trivial', 'Private'))} after the trivial rounds, ` +
-      `${kib(slope('filled', 'Private'))} never run; (after-before)/N at N=${MEM_N}: ${kib(large.delta.held.Private / MEM_N)}; ` +
-      `image ${(large.snapshotBytes / 1024).toFixed(0)} KiB shared`,
-  );
-  console.log(`  trivial executeHandler p50 ${us(t.p50)}`);
 }
 
 if (process.argv[2] === '--mem-child') {

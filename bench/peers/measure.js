@@ -1,7 +1,6 @@
 'use strict';
 // Timing. Every subject of a workload is measured in the same loop, one call
-// of each per iteration with the order rotating every iteration (as
-// measureInterleaved in bench/run.js): on a noisy 2-core machine every
+// of each per iteration with the order rotating every iteration: on a noisy 2-core machine every
 // subject then sees the same conditions, so the ratios are fair even when
 // the absolute figures drift, and no subject always follows the same one
 // (whose garbage or still-running background work would bias it).

@@ -115,6 +115,17 @@ async function throughput(workload, subjects) {
 
 const RUNNERS = { latency, cold, throughput };
 
+// A subject may declare workloads it cannot run at all (`skips`: topic ->
+// reason): executeHandlerSync cannot suspend, so the $ext workloads are not
+// its to run. Those are listed under the table, never timed.
+function split(workload, subjects) {
+  const reasonFor = (s) => s.skips?.[workload.topic];
+  return {
+    runnable: subjects.filter((s) => !reasonFor(s)),
+    skipped: subjects.filter(reasonFor).map((s) => ({ label: s.label, reason: reasonFor(s) })),
+  };
+}
+
 async function main() {
   const started = new Date();
   const t0 = now();
@@ -126,7 +137,9 @@ async function main() {
   for (const workload of WORKLOADS.filter((w) => !only || only.includes(w.id))) {
     console.log(`\n[${workload.id}] ${workload.title} ...`);
     const t = now();
-    const res = await RUNNERS[workload.kind](workload, subjects);
+    const { runnable, skipped } = split(workload, subjects);
+    const res = await RUNNERS[workload.kind](workload, runnable);
+    res.skipped = [...skipped, ...res.skipped];
     Object.assign(res, { workload, n: workload.n, seconds: micros(t) / 1e6 });
     results.push(res);
     console.log(report.section(res));

@@ -6,6 +6,8 @@
 //     reference?: true          the row every ratio is taken against (ours)
 //     maxWorkers?: n            most workers it can use (1: single-threaded,
 //                               left out of the 2-worker throughput table)
+//     skips?: { [workload.topic]: reason }  workloads it cannot run at all
+//                               (listed under their table, never timed)
 //     summary: how it runs a handler, for RESULTS.md's list of subjects
 //     notes: { [workload.topic]: string | (workload) => string }, what it
 //            did in that kind of workload beyond the summary (ext, compute,

@@ -3,7 +3,8 @@
 // row of every table. The other entry points the runtime may grow are
 // detected (typeof ... === 'function') and then measured beside it, each as
 // its own adapter, without touching the rest of the suite:
-//   - executeHandlerSync(code, context, timeoutMs) -> WasmResult
+//   - executeHandlerSync(code, context, timeoutMs) -> WasmResult (never
+//     suspends, so it skips the $ext workloads)
 //   - executeBatch([{ code, context, timeoutMs }, ...]) -> Promise<WasmResult[]>
 //   - createState(obj) -> a state object built by the runtime, passed as the
 //     context's stateSnapshot
@@ -109,14 +110,16 @@ const syncSubject = {
   // A synchronous call blocks the JS thread, so concurrent callers cannot
   // overlap: it belongs to the 1-worker throughput table only.
   maxWorkers: 1,
+  // It cannot suspend: an $ext call ends the execution with its documented
+  // EXECUTION_ERROR, so the extension workloads are not run through it.
+  skips: { ext: 'executeHandlerSync cannot suspend: a handler that calls $ext needs executeHandler' },
   summary: `executeHandlerSync (blocks the calling thread). ${SUMMARY}`,
   notes: { ...NOTES, throughput: 'synchronous calls from the JS thread: the 64 callers take turns' },
   async create({ workers } = {}) {
     const rt = new NexusRuntime(runtimeConfig(workers));
-    const resumeAll = typeof rt.resumeAllSync === 'function' ? async (a) => rt.resumeAllSync(a) : (a) => rt.resumeAll(a);
     return {
       async run(call) {
-        return drive(rt, rt.executeHandlerSync(call.code, context(call), call.timeoutMs), call, resumeAll);
+        return drive(rt, rt.executeHandlerSync(call.code, context(call), call.timeoutMs), call);
       },
       close: () => rt.shutdown(),
     };
