@@ -33,10 +33,10 @@ function refusedSync(r) {
   return r.status === 'error' && r.error.code === 'EXECUTION_ERROR' && SYNC_REFUSAL.test(r.error.message);
 }
 
-// What executeHandler accepts as arguments, checked the way it checks them
-// (anything else goes to it, for its own error).
-function plainArguments(handler, context) {
-  return context !== null && typeof context === 'object' && !Array.isArray(context) && handler !== undefined;
+// A context executeHandler could accept (anything else goes to it, for its
+// own TypeError and message).
+function plainContext(context) {
+  return context !== null && typeof context === 'object' && !Array.isArray(context);
 }
 
 function routed(NexusRuntime) {
@@ -59,7 +59,7 @@ function routed(NexusRuntime) {
       }
 
       executeHandler(code, context, timeoutMs) {
-        if (typeof code !== 'string' || !plainArguments(code, context)) {
+        if (typeof code !== 'string' || !plainContext(context)) {
           counts.argumentFallback++;
           return super.executeHandler(code, context, timeoutMs);
         }
@@ -67,7 +67,7 @@ function routed(NexusRuntime) {
       }
 
       executeCompiledHandler(bytecode, context, timeoutMs) {
-        if (!(bytecode instanceof Uint8Array) || !plainArguments(bytecode, context)) {
+        if (!(bytecode instanceof Uint8Array) || !plainContext(context)) {
           counts.argumentFallback++;
           return super.executeCompiledHandler(bytecode, context, timeoutMs);
         }
@@ -77,7 +77,7 @@ function routed(NexusRuntime) {
   }
   return class BatchPathRuntime extends NexusRuntime {
     executeHandler(code, context, timeoutMs) {
-      if (typeof code !== 'string' || !plainArguments(code, context)) {
+      if (typeof code !== 'string' || !plainContext(context)) {
         counts.argumentFallback++;
         return super.executeHandler(code, context, timeoutMs);
       }
@@ -86,7 +86,7 @@ function routed(NexusRuntime) {
     }
 
     executeCompiledHandler(bytecode, context, timeoutMs) {
-      if (!(bytecode instanceof Uint8Array) || !plainArguments(bytecode, context)) {
+      if (!(bytecode instanceof Uint8Array) || !plainContext(context)) {
         counts.argumentFallback++;
         return super.executeCompiledHandler(bytecode, context, timeoutMs);
       }

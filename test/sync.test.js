@@ -67,7 +67,7 @@ test('an $ext call ends the execution with EXECUTION_ERROR naming it; nothing af
   assert.deepEqual(look.returnValue, ['object', 'function']);
 });
 
-test('timeoutMs and the default timeout end a sync execution with TIMEOUT; the next one runs', () => {
+test('timeoutMs and the default timeout end a sync execution with TIMEOUT; the next one runs', async () => {
   const r = rt.executeHandlerSync('for (;;) {}', context(), 50);
   assert.equal(r.status, 'error');
   assert.deepEqual([r.error.code, r.error.message], ['TIMEOUT', 'Execution timed out after 50 ms']);
@@ -76,7 +76,7 @@ test('timeoutMs and the default timeout end a sync execution with TIMEOUT; the n
     assert.equal(short.executeHandlerSync('while (true) {}', context()).error.code, 'TIMEOUT');
     assert.equal(short.executeHandlerSync('return $args.n', context({ args: { n: 3 } })).returnValue, 3);
   } finally {
-    short.shutdown();
+    await short.shutdown();
   }
   assert.equal(rt.executeHandlerSync('return 7', context()).returnValue, 7);
 });
