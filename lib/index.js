@@ -102,14 +102,16 @@ function validateContext(context) {
       throw new TypeError(`context.extensionRegistry.${name} must be an array of method names`);
     }
   }
+  // stateSnapshot goes last: the native side then reads it only as far as
+  // the handler looks into it (src/engine.c, parse_context).
   return {
     panelId: context.panelId,
     handlerName: context.handlerName,
-    stateSnapshot: context.stateSnapshot,
     args: context.args,
     capabilities: caps,
     scope: context.scope,
     extensionRegistry: registry,
+    stateSnapshot: context.stateSnapshot,
   };
 }
 
