@@ -58,8 +58,8 @@ void nx_lazy_decoder(nx_exec_t *ex, nx_mp_decoder_t *d) {
   d->lazy_data = ex;
 }
 
-nx_mp_status_t nx_lazy_make(nx_mp_decoder_t *d, const uint8_t *at, nx_jsval_t *out) {
-  nx_exec_t *ex = d->lazy_data;
+static nx_mp_status_t make(nx_exec_t *ex, nx_mp_decoder_t *d, const uint8_t *at, const uint8_t *end,
+                           nx_jsval_t *out) {
   nx_sandbox_t *sb = d->sb;
   nx_lazy_table_t *t = &ex->lazy;
   nx_jsval_t a[3], target, proxy;
@@ -97,6 +97,8 @@ nx_mp_status_t nx_lazy_make(nx_mp_decoder_t *d, const uint8_t *at, nx_jsval_t *o
   node = &t->nodes[t->n];
   memset(node, 0, sizeof *node);
   node->at = at;
+  node->end = end;
+  node->checked = end == NULL; /* inside a value that was validated whole */
   node->n = it.size;
   node->is_map = it.type == NX_MPT_MAP;
   node->target = target; /* the table's reference */
@@ -111,15 +113,45 @@ nx_mp_status_t nx_lazy_make(nx_mp_decoder_t *d, const uint8_t *at, nx_jsval_t *o
   return NX_MP_OK;
 }
 
+nx_mp_status_t nx_lazy_make(nx_mp_decoder_t *d, const uint8_t *at, nx_jsval_t *out) {
+  return make(d->lazy_data, d, at, NULL, out);
+}
+
+nx_mp_status_t nx_lazy_root(nx_exec_t *ex, nx_mp_decoder_t *d, const uint8_t *at,
+                            const uint8_t *end, nx_jsval_t *out) {
+  return make(ex, d, at, end, out);
+}
+
 /* ---- items -------------------------------------------------------------------- */
 
 /* Finds where each item starts: one pass over the container's bytes, the
- * first time an item is asked for. */
+ * first time an item is asked for; for a node nx_lazy_root made, the same
+ * pass validates each item (the container is at level 3: the context, the
+ * state map, the value). */
 static int index_items(nx_exec_t *ex, nx_lazy_t *node) {
   nx_mp_item_t it;
   const uint8_t *p;
   uint32_t i;
   if (node->items) return NX_RC_OK;
+  if (!node->checked) {
+    size_t left;
+    p = nx_mp_read(node->at, &it);
+    for (i = 0; i < node->n; i++) {
+      size_t n;
+      if (node->is_map) {
+        left = (size_t)(node->end - p);
+        n = nx_mp_validate_one(p, left, 1);
+        if (n == 0) return NX_RC_INVALID;
+        p += n;
+      }
+      left = (size_t)(node->end - p);
+      n = nx_mp_validate_one(p, left, NX_LIMIT_HOST_DEPTH - 3);
+      if (n == 0) return NX_RC_INVALID;
+      p += n;
+    }
+    if (p != node->end) return NX_RC_INVALID;
+    node->checked = 1;
+  }
   node->items = nx_mem_alloc(&ex->mem, ((size_t)node->n + 1) * sizeof *node->items);
   node->fetched = nx_mem_calloc(&ex->mem, node->n ? node->n : 1, 1);
   if (node->items == NULL || node->fetched == NULL) return NX_RC_NOMEM;
@@ -259,6 +291,16 @@ static uint32_t fail_oom(nx_sandbox_t *sb) {
   return 0;
 }
 
+/* Indexes the node; on failure the guest has an exception pending. */
+static int index_failed(nx_exec_t *ex, nx_lazy_t *node) {
+  int rc = index_items(ex, node);
+  if (rc == NX_RC_NOMEM) fail_oom(ex->sb);
+  if (rc == NX_RC_INVALID)
+    nx_failure_fatal(ex->sb, NX_E_INTERNAL_ERROR,
+                     "context.stateSnapshot is not a valid MessagePack map");
+  return rc != NX_RC_OK;
+}
+
 uint32_t nx_lazy_get(nx_exec_t *ex, nx_jsval_t id, nx_jsval_t key) {
   nx_sandbox_t *sb = ex->sb;
   nx_lazy_t *node = node_of(ex, id);
@@ -268,7 +310,7 @@ uint32_t nx_lazy_get(nx_exec_t *ex, nx_jsval_t id, nx_jsval_t key) {
     return 0;
   }
   if (node->filled) return nx_sandbox_box(sb, NX_BOOL(0));
-  if (index_items(ex, node) != 0) return fail_oom(sb);
+  if (index_failed(ex, node)) return 0;
   i = lookup(ex, node, key);
   if (i == -2) return fail_oom(sb);
   if (i < 0 || node->fetched[i]) return nx_sandbox_box(sb, NX_BOOL(i >= 0));
@@ -285,7 +327,7 @@ uint32_t nx_lazy_has(nx_exec_t *ex, nx_jsval_t id, nx_jsval_t key) {
     return 0;
   }
   if (node->filled) return nx_sandbox_box(sb, NX_BOOL(0));
-  if (index_items(ex, node) != 0) return fail_oom(sb);
+  if (index_failed(ex, node)) return 0;
   i = lookup(ex, node, key);
   if (i == -2) return fail_oom(sb);
   return nx_sandbox_box(sb, NX_BOOL(i >= 0));
@@ -304,7 +346,7 @@ uint32_t nx_lazy_fill(nx_exec_t *ex, nx_jsval_t id) {
     return 0;
   }
   if (node->filled) return nx_sandbox_box(sb, NX_UNDEFINED);
-  if (index_items(ex, node) != 0) return fail_oom(sb);
+  if (index_failed(ex, node)) return 0;
   node->filled = 1;
   nid = (uint32_t)nx_jsval_int(id);
   n = node->n;
@@ -356,7 +398,15 @@ static nx_mp_status_t encode_node(nx_mp_encoder_t *e, nx_jsval_t v) {
   uint32_t i;
   if (node == NULL) return NX_MP_IMPURE;
   if (node->filled) return nx_mp_encode_child(e, node->target);
-  if (index_items(ex, node) != 0) return NX_MP_NOMEM;
+  /* Only nodes the guest fetched from (so indexed) or filled get here
+   * unindexed if untouched; a malformed one cannot be copied. */
+  switch (index_items(ex, node)) {
+    case NX_RC_OK: break;
+    case NX_RC_NOMEM: return NX_MP_NOMEM;
+    default:
+      snprintf(e->err, sizeof e->err, "context.stateSnapshot is not a valid MessagePack map");
+      return NX_MP_UNCROSSABLE;
+  }
   if (node->is_map)
     msgpack_pack_map(&e->pk, node->n);
   else
@@ -391,6 +441,63 @@ static nx_mp_status_t encode_node(nx_mp_encoder_t *e, nx_jsval_t v) {
     }
   }
   return st;
+}
+
+int nx_lazy_unchanged(nx_exec_t *ex, nx_jsval_t v) {
+  nx_lazy_t *node = find(&ex->lazy, v);
+  nx_mp_encoder_t *enc;
+  uint32_t i, id, n;
+  int same = 1;
+  if (node == NULL || node->filled) return 0;
+  if (node->items == NULL) return 1; /* nothing was fetched */
+  enc = nx_mem_alloc(&ex->seg, sizeof *enc);
+  if (enc == NULL) return 0;
+  id = (uint32_t)(node - ex->lazy.nodes);
+  n = node->n;
+  for (i = 0; i < n && same; i++) {
+    const uint8_t *p, *end;
+    nx_budget_t own = {0, 0};
+    nx_buf_t tmp;
+    nx_mp_status_t st;
+    uint32_t atom;
+    node = &ex->lazy.nodes[id];
+    if (!node->fetched[i]) continue;
+    p = node->items[i];
+    end = node->items[i + 1];
+    if (node->is_map) {
+      nx_mp_item_t key;
+      char num[24];
+      const char *name;
+      size_t len;
+      uint32_t ptr;
+      p = nx_mp_read(p, &key);
+      if (nx_mp_key_name(&key, num, &name, &len) != 0) return 0;
+      ptr = nx_sandbox_put(ex->sb, name, len);
+      atom = ptr ? Q(JS_NewAtomLen)(&ex->sb->inst, ex->sb->ctx, ptr, (uint32_t)len) : 0;
+      if (atom == 0) {
+        nx_sandbox_drop_exception(ex->sb);
+        same = 0;
+        break;
+      }
+    } else {
+      atom = NX_ATOM_TAG_INT | i;
+    }
+    /* Room for another encoding of the same value (widths may differ);
+     * anything longer is certainly a change. */
+    own.limit = 2 * (uint64_t)(end - p) + 64;
+    nx_buf_init(&tmp, &ex->seg, &own);
+    nx_mp_encoder_init(enc, ex->sb, &tmp, "");
+    nx_lazy_encoder(ex, enc);
+    st = nx_mp_encode_own(enc, node->target, atom);
+    same =
+        st == NX_MP_OK && !tmp.refused && tmp.size > 0 && nx_mp_equal((const uint8_t *)tmp.data, p);
+    if (st == NX_MP_GUEST) nx_sandbox_drop_exception(ex->sb);
+    if (node->is_map) Q(JS_FreeAtom)(&ex->sb->inst, ex->sb->ctx, atom);
+    tmp.budget = NULL;
+    nx_buf_free(&tmp);
+  }
+  nx_mem_free(&ex->seg, enc);
+  return same;
 }
 
 void nx_lazy_encoder(nx_exec_t *ex, nx_mp_encoder_t *e) {

@@ -16,6 +16,7 @@ typedef struct {
   const uint8_t *at, *end; /* first byte; end once known, else NULL */
   uint32_t n;              /* items */
   uint8_t is_map, filled;  /* filled: every item is on the target */
+  uint8_t checked;         /* the items passed the validator (see nx_lazy_root) */
   const uint8_t **items;   /* item i's first byte (a map's: its key); [n] = end */
   uint8_t *fetched;        /* per item, once indexed */
   uint32_t *keys;          /* maps: open addressing over items, position + 1 */
@@ -36,6 +37,16 @@ typedef struct {
 void nx_lazy_decoder(nx_exec_t *ex, nx_mp_decoder_t *d);
 /* The decoder hook itself (d->lazy). */
 nx_mp_status_t nx_lazy_make(nx_mp_decoder_t *d, const uint8_t *at, nx_jsval_t *out);
+/* A top-level state value that is a large container, straight from the
+ * host's bytes [at, end): only its header has been checked, and each item
+ * is validated as the node is indexed, so reading one item of a large
+ * state never walks the rest twice. NX_MP_LAZY_MIN < items required. */
+nx_mp_status_t nx_lazy_root(nx_exec_t *ex, nx_mp_decoder_t *d, const uint8_t *at,
+                            const uint8_t *end, nx_jsval_t *out);
+/* 1 when v is a node not filled whose fetched items all still equal their
+ * original bytes: then it is unchanged, at the cost of what was fetched.
+ * 0 when it changed or cannot tell. */
+int nx_lazy_unchanged(nx_exec_t *ex, nx_jsval_t v);
 /* Lets the encoder read lazy nodes without running their traps. */
 void nx_lazy_encoder(nx_exec_t *ex, nx_mp_encoder_t *e);
 

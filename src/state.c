@@ -172,6 +172,19 @@ nx_state_key_t *nx_state_add(nx_exec_t *ex, const char *name, size_t len) {
   return k;
 }
 
+/* An array or map header of more than NX_MP_LAZY_MIN items, within len:
+ * only a 16- or 32-bit count can say that. */
+static int big_container(const uint8_t *p, size_t len) {
+  uint64_t n;
+  if (len >= 3 && (p[0] == 0xdc || p[0] == 0xde))
+    n = (uint64_t)p[1] << 8 | p[2];
+  else if (len >= 5 && (p[0] == 0xdd || p[0] == 0xdf))
+    n = (uint64_t)p[1] << 24 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 8 | p[4];
+  else
+    return 0;
+  return n > NX_MP_LAZY_MIN && n <= len;
+}
+
 int nx_state_exists(const nx_state_key_t *k) { return k && !k->deleted && (k->loaded || k->orig); }
 
 int nx_state_load(nx_exec_t *ex, nx_state_key_t *k, nx_jsval_t *out) {
@@ -183,6 +196,24 @@ int nx_state_load(nx_exec_t *ex, nx_state_key_t *k, nx_jsval_t *out) {
   if (!k->loaded) {
     nx_mp_decoder_t *dec;
     nx_mp_status_t st;
+    if (!k->checked && big_container(k->orig, k->orig_len)) {
+      /* Validated item by item as the handler reaches them (lazy.h). */
+      dec = nx_mem_alloc(&ex->seg, sizeof *dec);
+      if (dec == NULL) {
+        Q(JS_ThrowOutOfMemory)(&sb->inst, sb->ctx);
+        return NX_RC_GUEST;
+      }
+      nx_mp_decoder_init(dec, sb, "stateSnapshot");
+      nx_path_key(&dec->path, k->name, k->len);
+      nx_lazy_decoder(ex, dec);
+      st = nx_lazy_root(ex, dec, k->orig, k->orig + k->orig_len, &k->value);
+      if (st == NX_MP_UNCROSSABLE) nx_failure_throw(sb, NX_E_EXECUTION_ERROR, 1, dec->err);
+      if (st == NX_MP_NOMEM) Q(JS_ThrowOutOfMemory)(&sb->inst, sb->ctx);
+      nx_mem_free(&ex->seg, dec);
+      if (st != NX_MP_OK) return NX_RC_GUEST;
+      k->checked = k->loaded = 1;
+      goto loaded;
+    }
     if (!k->checked) {
       if (nx_mp_validate(k->orig, k->orig_len, NX_LIMIT_HOST_DEPTH - 2) != 0) {
         nx_failure_fatal(sb, NX_E_INTERNAL_ERROR,
@@ -206,6 +237,7 @@ int nx_state_load(nx_exec_t *ex, nx_state_key_t *k, nx_jsval_t *out) {
     if (st != NX_MP_OK) return NX_RC_GUEST;
     k->loaded = 1;
   }
+loaded:
   k->read = 1;
   *out = nx_sandbox_dup_value(sb, k->value);
   return NX_RC_OK;
@@ -299,6 +331,13 @@ static int snapshot_key(nx_exec_t *ex, uint32_t i) {
     own.limit = (left > base ? left : base) + 1;
     snprintf(path, sizeof path, "stateMutations[%u].value", inplace_index(&ex->state, i));
     nx_buf_init(&tmp, &ex->mem, &own);
+  }
+  /* A large container read lazily changed only if an item the handler
+   * fetched did: that check costs what the handler touched. */
+  if (!changed && !k->has_base && nx_lazy_unchanged(ex, k->value)) {
+    if (tmp.budget == &own) tmp.budget = NULL;
+    nx_buf_free(&tmp);
+    return NX_RC_OK;
   }
   v = nx_sandbox_dup_value(sb, k->value);
   rc = nx_result_encode(ex, v, &tmp, path); /* may run guest code */
