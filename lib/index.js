@@ -133,19 +133,23 @@ function validateTimeout(timeoutMs) {
 // as they are, after the other fields, with the index of its keys
 // (lib/state.js); msgpackr writes the other fields (as a map 16).
 const STATE_INDEX_KEY = Buffer.from(packr.pack('stateIndex'));
+const STATE_ITEMS_KEY = Buffer.from(packr.pack('stateItems'));
 const STATE_KEY = Buffer.from(packr.pack('stateSnapshot'));
+function bin32(n) {
+  const b = Buffer.alloc(5);
+  b[0] = 0xc6;
+  b.writeUInt32BE(n, 1);
+  return b;
+}
 function encodeContext(ctx) {
   const { stateSnapshot, ...fields } = ctx;
   if (!(stateSnapshot instanceof NexusState)) return packr.pack(ctx);
   const head = Buffer.from(packr.pack(fields));
   const n = Object.keys(fields).length;
   if (head[0] !== 0xde || head.readUInt16BE(1) !== n) throw new Error('internal error: unexpected context encoding');
-  head.writeUInt16BE(n + 2, 1);
-  const { bytes, index } = stateSnapshot.encoded();
-  const bin = Buffer.alloc(5);
-  bin[0] = 0xc6; // bin 32
-  bin.writeUInt32BE(index.length, 1);
-  return Buffer.concat([head, STATE_INDEX_KEY, bin, index, STATE_KEY, bytes]);
+  head.writeUInt16BE(n + 3, 1);
+  const { bytes, index, items } = stateSnapshot.encoded();
+  return Buffer.concat([head, STATE_INDEX_KEY, bin32(index.length), index, STATE_ITEMS_KEY, bin32(items.length), items, STATE_KEY, bytes]);
 }
 
 const MODE_BYTECODE = 1;

@@ -10,11 +10,25 @@
 
 const { checkCrossable } = require('./values');
 
+// Containers above this many items are decoded lazily in the sandbox
+// (NX_MP_LAZY_MIN, src/mpack.h): their items are encoded one by one here,
+// so the native side gets each item's offset and never walks the rest.
+const LAZY_MIN = 64;
+
+function header(n, fix, b16, b32) {
+  if (n < 16) return Buffer.from([fix | n]);
+  if (n < 65536) return Buffer.from([b16, n >> 8, n & 0xff]);
+  return Buffer.from([b32, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]);
+}
+
+const isPlain = (v) => v !== null && typeof v === 'object' && (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null);
+
 class NexusState {
   #packr;
-  #entries = new Map(); // key -> [keyBytes, valueBytes]
+  #entries = new Map(); // key -> [keyBytes, valueBytes, itemOffsets | null]
   #bytes = null; // the whole map and its index, built on demand
   #index = null;
+  #items = null;
 
   constructor(packr, values) {
     this.#packr = packr;
@@ -28,13 +42,43 @@ class NexusState {
   set(key, value) {
     if (typeof key !== 'string') throw new TypeError('state keys must be strings');
     checkCrossable(value, `state.${key}`);
-    // Copies: msgpackr hands out views of a buffer it shares between calls.
-    const encoded = Buffer.from(this.#packr.pack(value));
+    const [encoded, offsets] = this.#encode(value);
     const entry = this.#entries.get(key);
-    if (entry) entry[1] = encoded;
-    else this.#entries.set(key, [Buffer.from(this.#packr.pack(key)), encoded]);
+    if (entry) {
+      entry[1] = encoded;
+      entry[2] = offsets;
+    } else {
+      this.#entries.set(key, [Buffer.from(this.#packr.pack(key)), encoded, offsets]);
+    }
     this.#bytes = null;
     return this;
+  }
+
+  // The value's MessagePack (a copy: msgpackr hands out views of a buffer
+  // it shares between calls) and, for a large array or plain object, where
+  // each item starts in it. The same bytes msgpackr writes for the whole
+  // value, but for the width of the container's header.
+  #encode(value) {
+    const packr = this.#packr;
+    let parts = null;
+    if (Array.isArray(value) && value.length > LAZY_MIN) {
+      parts = [header(value.length, 0x90, 0xdc, 0xdd)];
+      for (let i = 0; i < value.length; i++) parts.push(packr.pack(value[i]));
+    } else if (isPlain(value)) {
+      const keys = Object.keys(value);
+      if (keys.length > LAZY_MIN) {
+        parts = [header(keys.length, 0x80, 0xde, 0xdf)];
+        for (const k of keys) parts.push(Buffer.concat([packr.pack(k), packr.pack(value[k])]));
+      }
+    }
+    if (parts === null) return [Buffer.from(packr.pack(value)), null];
+    const offsets = new Uint32Array(parts.length - 1);
+    let at = parts[0].length;
+    for (let i = 1; i < parts.length; i++) {
+      offsets[i - 1] = at;
+      at += parts[i].length;
+    }
+    return [Buffer.concat(parts, at), offsets];
   }
 
   delete(key) {
@@ -89,9 +133,10 @@ class NexusState {
     return this;
   }
 
-  // The MessagePack map the native side reads, and per key the offsets of
-  // its key and value (little-endian u32 pairs), so the native side finds a
-  // key without walking the values before it.
+  // The MessagePack map the native side reads; per key the offsets of its
+  // key and value (little-endian u32 pairs), so the native side finds a key
+  // without walking the values before it; and per key its items' offsets
+  // (a u32 count, then the offsets), none for a small value.
   encoded() {
     if (this.#bytes === null) {
       const n = this.#entries.size;
@@ -100,18 +145,30 @@ class NexusState {
       const index = Buffer.alloc(8 * n);
       let at = header.length;
       let i = 0;
-      for (const [kb, vb] of this.#entries.values()) {
+      let nitems = 0;
+      for (const [kb, vb, offsets] of this.#entries.values()) {
         index.writeUInt32LE(at, 8 * i);
         index.writeUInt32LE(at + kb.length, 8 * i + 4);
         parts.push(kb, vb);
         at += kb.length + vb.length;
+        nitems += 1 + (offsets ? offsets.length : 0);
         i++;
       }
       if (at > 0xffffffff) throw new RangeError('state is larger than 4 GiB');
+      const items = new Uint32Array(nitems);
+      let j = 0;
+      for (const [, , offsets] of this.#entries.values()) {
+        items[j++] = offsets ? offsets.length : 0;
+        if (offsets) {
+          items.set(offsets, j);
+          j += offsets.length;
+        }
+      }
       this.#bytes = Buffer.concat(parts, at);
       this.#index = index;
+      this.#items = Buffer.from(items.buffer, items.byteOffset, items.byteLength);
     }
-    return { bytes: this.#bytes, index: this.#index };
+    return { bytes: this.#bytes, index: this.#index, items: this.#items };
   }
 }
 

@@ -77,6 +77,12 @@ static int parse_context(nx_exec_t *ex) {
       if (bin.type != NX_MPT_BIN) goto bad;
       ex->state.offsets = bin.ptr;
       ex->state.offsets_len = bin.size;
+    } else if (field_is(&key, "stateItems")) {
+      nx_mp_item_t bin;
+      nx_mp_read(v, &bin);
+      if (bin.type != NX_MPT_BIN) goto bad;
+      ex->state.items = bin.ptr;
+      ex->state.items_len = bin.size;
     } else if (field_is(&key, "args")) {
       ex->args = v;
     } else if (field_is(&key, "scope")) {

@@ -118,8 +118,15 @@ nx_mp_status_t nx_lazy_make(nx_mp_decoder_t *d, const uint8_t *at, nx_jsval_t *o
 }
 
 nx_mp_status_t nx_lazy_root(nx_exec_t *ex, nx_mp_decoder_t *d, const uint8_t *at,
-                            const uint8_t *end, nx_jsval_t *out) {
-  return make(ex, d, at, end, out);
+                            const uint8_t *end, const uint8_t *offsets, uint32_t n,
+                            nx_jsval_t *out) {
+  nx_mp_status_t st = make(ex, d, at, end, out);
+  if (st == NX_MP_OK) {
+    nx_lazy_t *node = &ex->lazy.nodes[ex->lazy.n - 1];
+    node->offsets = offsets;
+    node->noffsets = n;
+  }
+  return st;
 }
 
 /* ---- items -------------------------------------------------------------------- */
@@ -133,35 +140,48 @@ static int index_items(nx_exec_t *ex, nx_lazy_t *node) {
   const uint8_t *p;
   uint32_t i;
   if (node->items) return NX_RC_OK;
-  if (!node->checked) {
-    size_t left;
-    p = nx_mp_read(node->at, &it);
-    for (i = 0; i < node->n; i++) {
-      size_t n;
-      if (node->is_map) {
-        left = (size_t)(node->end - p);
-        n = nx_mp_validate_one(p, left, 1);
-        if (n == 0) return NX_RC_INVALID;
-        p += n;
-      }
-      left = (size_t)(node->end - p);
-      n = nx_mp_validate_one(p, left, NX_LIMIT_HOST_DEPTH - 3);
-      if (n == 0) return NX_RC_INVALID;
-      p += n;
-    }
-    if (p != node->end) return NX_RC_INVALID;
-    node->checked = 1;
-  }
   node->items = nx_mem_alloc(&ex->mem, ((size_t)node->n + 1) * sizeof *node->items);
   node->fetched = nx_mem_calloc(&ex->mem, node->n ? node->n : 1, 1);
   if (node->items == NULL || node->fetched == NULL) return NX_RC_NOMEM;
   p = nx_mp_read(node->at, &it);
+  if (!node->checked && node->offsets && node->noffsets == node->n) {
+    /* The host's offsets: checked for order and bounds, each item's bytes
+     * left for check_item(). A map's keys are read for its lookup table,
+     * so they are validated now. */
+    size_t prev = (size_t)(p - node->at), span = (size_t)(node->end - node->at);
+    node->valid = nx_mem_calloc(&ex->mem, node->n ? node->n : 1, 1);
+    if (node->valid == NULL) return NX_RC_NOMEM;
+    for (i = 0; i < node->n; i++) {
+      const uint8_t *o = node->offsets + 4 * (size_t)i;
+      size_t off = (size_t)o[0] | (size_t)o[1] << 8 | (size_t)o[2] << 16 | (size_t)o[3] << 24;
+      if ((i == 0 ? off != prev : off <= prev) || off >= span) goto invalid;
+      node->items[i] = node->at + off;
+      prev = off;
+    }
+    node->items[node->n] = node->end;
+    for (i = 0; node->is_map && i < node->n; i++)
+      if (nx_mp_validate_one(node->items[i], (size_t)(node->items[i + 1] - node->items[i]), 1) == 0)
+        goto invalid;
+    goto keys;
+  }
   for (i = 0; i < node->n; i++) {
     node->items[i] = p;
-    if (node->is_map) p = nx_mp_skip(p);
-    p = nx_mp_skip(p);
+    if (node->checked) {
+      if (node->is_map) p = nx_mp_skip(p);
+      p = nx_mp_skip(p);
+      continue;
+    }
+    for (int part = 0; part <= node->is_map; part++) {
+      size_t n = nx_mp_validate_one(p, (size_t)(node->end - p),
+                                    part < node->is_map ? 1 : NX_LIMIT_HOST_DEPTH - 3);
+      if (n == 0) goto invalid;
+      p += n;
+    }
   }
+  if (!node->checked && p != node->end) goto invalid;
+  node->checked = 1;
   node->items[node->n] = node->end = p;
+keys:
   if (node->is_map) {
     uint32_t cap = 16;
     while (cap < 2 * node->n) cap *= 2;
@@ -180,6 +200,31 @@ static int index_items(nx_exec_t *ex, nx_lazy_t *node) {
       node->keys[at] = i + 1;
     }
   }
+  return NX_RC_OK;
+invalid:
+  /* Indexed again, and refused again, if anything asks. */
+  nx_mem_free(&ex->mem, node->items);
+  nx_mem_free(&ex->mem, node->fetched);
+  nx_mem_free(&ex->mem, node->valid);
+  node->items = NULL;
+  node->fetched = NULL;
+  node->valid = NULL;
+  return NX_RC_INVALID;
+}
+
+/* Item i's bytes are exactly one entry, validated (nodes indexed from the
+ * host's offsets check each item the first time it is needed). */
+static int check_item(nx_lazy_t *node, uint32_t i) {
+  const uint8_t *p = node->items[i], *end = node->items[i + 1];
+  if (node->checked || node->valid[i]) return NX_RC_OK;
+  if (node->is_map) {
+    size_t n = nx_mp_validate_one(p, (size_t)(end - p), 1);
+    if (n == 0) return NX_RC_INVALID;
+    p += n;
+  }
+  if (nx_mp_validate_one(p, (size_t)(end - p), NX_LIMIT_HOST_DEPTH - 3) != (size_t)(end - p))
+    return NX_RC_INVALID;
+  node->valid[i] = 1;
   return NX_RC_OK;
 }
 
@@ -232,6 +277,11 @@ static int define_item(nx_exec_t *ex, uint32_t id, uint32_t i) {
   if (dec == NULL) {
     Q(JS_ThrowOutOfMemory)(in, sb->ctx);
     return NX_RC_GUEST;
+  }
+  if (check_item(node, i) != 0) {
+    nx_failure_fatal(sb, NX_E_INTERNAL_ERROR,
+                     "context.stateSnapshot is not a valid MessagePack map");
+    goto done;
   }
   nx_mp_decoder_init(dec, sb, "");
   dec->path = node->path;
@@ -415,6 +465,10 @@ static nx_mp_status_t encode_node(nx_mp_encoder_t *e, nx_jsval_t v) {
     const uint8_t *p;
     p = node->items[i];
     if (!node->fetched[i]) {
+      if (check_item(node, i) != 0) {
+        snprintf(e->err, sizeof e->err, "context.stateSnapshot is not a valid MessagePack map");
+        return NX_MP_UNCROSSABLE;
+      }
       nx_mp_encode_raw(e, p, (size_t)(node->items[i + 1] - p));
       continue;
     }

@@ -17,9 +17,12 @@ typedef struct {
   uint32_t n;              /* items */
   uint8_t is_map, filled;  /* filled: every item is on the target */
   uint8_t checked;         /* the items passed the validator (see nx_lazy_root) */
-  const uint8_t **items;   /* item i's first byte (a map's: its key); [n] = end */
-  uint8_t *fetched;        /* per item, once indexed */
-  uint32_t *keys;          /* maps: open addressing over items, position + 1 */
+  uint8_t *valid;          /* not checked: per item, once it passed */
+  const uint8_t *offsets;  /* the host's item offsets (nx_lazy_root), or NULL */
+  uint32_t noffsets;
+  const uint8_t **items; /* item i's first byte (a map's: its key); [n] = end */
+  uint8_t *fetched;      /* per item, once indexed */
+  uint32_t *keys;        /* maps: open addressing over items, position + 1 */
   uint32_t keys_cap;
   nx_jsval_t proxy, target; /* held for the execution: identity for the encoder */
   nx_path_t path;
@@ -40,9 +43,13 @@ nx_mp_status_t nx_lazy_make(nx_mp_decoder_t *d, const uint8_t *at, nx_jsval_t *o
 /* A top-level state value that is a large container, straight from the
  * host's bytes [at, end): only its header has been checked, and each item
  * is validated as the node is indexed, so reading one item of a large
- * state never walks the rest twice. NX_MP_LAZY_MIN < items required. */
+ * state never walks the rest twice. With the host's item offsets (`n`
+ * little-endian u32, from createState) it is not walked at all: each item
+ * is validated when the guest or the encoder first needs it.
+ * NX_MP_LAZY_MIN < items required. */
 nx_mp_status_t nx_lazy_root(nx_exec_t *ex, nx_mp_decoder_t *d, const uint8_t *at,
-                            const uint8_t *end, nx_jsval_t *out);
+                            const uint8_t *end, const uint8_t *offsets, uint32_t n,
+                            nx_jsval_t *out);
 /* 1 when v is a node not filled whose fetched items all still equal their
  * original bytes: then it is unchanged, at the cost of what was fetched.
  * 0 when it changed or cannot tell. */

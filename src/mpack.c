@@ -88,12 +88,9 @@ size_t nx_mp_validate_one(const uint8_t *buf, size_t len, uint32_t max_depth) {
                  {0xd3, 8, 0},  {0xd4, 2, 0}, {0xd5, 3, 0}, {0xd6, 5, 0}, {0xd7, 9, 0},
                  {0xd8, 17, 0}, {0xd9, 1, 1}, {0xda, 2, 1}, {0xdb, 4, 1}, {0xdc, 2, 3},
                  {0xdd, 4, 3},  {0xde, 2, 4}, {0xdf, 4, 4}};
-      const uint32_t n = sizeof ops / sizeof ops[0];
-      uint32_t i;
+      /* 0xc4..0xdf, in order: the byte indexes the table. */
+      uint32_t i = (uint32_t)(b - 0xc4);
       uint64_t v = 0;
-      for (i = 0; i < n && ops[i].op != b; i++) {
-      }
-      if (i == n) return 0;
       width = ops[i].width;
       if (ops[i].kind == 0) {
         skip = (uint64_t)width;

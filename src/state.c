@@ -77,16 +77,29 @@ static int keys_from_index(nx_exec_t *ex, size_t header, uint32_t count) {
   const uint8_t *s = st->snapshot, *x = st->offsets;
   size_t len = st->snapshot_len, prev_end = header;
   uint32_t i;
+  size_t at_items = 0;
   if (st->offsets_len != (size_t)count * 8) return -1;
   for (i = 0; i < count; i++) {
     size_t k = le32(x + 8 * i), v = le32(x + 8 * i + 4);
     size_t end = i + 1 < count ? le32(x + 8 * (i + 1)) : len;
     nx_mp_item_t key;
+    nx_state_key_t *e;
     if (k != prev_end || v <= k || end <= v || end > len) return -1;
     if (key_at(s + k, v - k, &key) != 0) return -1;
-    key_push(ex, key.ptr, key.size, s + v, end - v);
+    e = key_push(ex, key.ptr, key.size, s + v, end - v);
+    if (st->items) {
+      uint32_t c;
+      if (st->items_len - at_items < 4) return -1;
+      c = le32(st->items + at_items);
+      at_items += 4;
+      if ((st->items_len - at_items) / 4 < c) return -1;
+      e->item_offsets = st->items + at_items;
+      e->nitem_offsets = c;
+      at_items += (size_t)c * 4;
+    }
     prev_end = end;
   }
+  if (st->items && at_items != st->items_len) return -1;
   return prev_end == len ? 0 : -1;
 }
 
@@ -206,7 +219,8 @@ int nx_state_load(nx_exec_t *ex, nx_state_key_t *k, nx_jsval_t *out) {
       nx_mp_decoder_init(dec, sb, "stateSnapshot");
       nx_path_key(&dec->path, k->name, k->len);
       nx_lazy_decoder(ex, dec);
-      st = nx_lazy_root(ex, dec, k->orig, k->orig + k->orig_len, &k->value);
+      st = nx_lazy_root(ex, dec, k->orig, k->orig + k->orig_len, k->item_offsets, k->nitem_offsets,
+                        &k->value);
       if (st == NX_MP_UNCROSSABLE) nx_failure_throw(sb, NX_E_EXECUTION_ERROR, 1, dec->err);
       if (st == NX_MP_NOMEM) Q(JS_ThrowOutOfMemory)(&sb->inst, sb->ctx);
       nx_mem_free(&ex->seg, dec);

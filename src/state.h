@@ -19,7 +19,11 @@ typedef struct {
   uint32_t len;
   const uint8_t *orig; /* the host's value (MessagePack), or NULL */
   uint32_t orig_len;
-  uint8_t checked;  /* orig passed the validator */
+  uint8_t checked; /* orig passed the validator */
+  /* From createState, for a large array or map: where each item starts,
+   * as little-endian u32 offsets into orig (lib/state.js). */
+  const uint8_t *item_offsets;
+  uint32_t nitem_offsets;
   nx_jsval_t value; /* guest value once loaded or set */
   uint8_t loaded, read, deleted;
   int32_t change;   /* position in the change order, or -1 */
@@ -43,6 +47,8 @@ typedef struct {
   size_t snapshot_len;
   const uint8_t *offsets;
   size_t offsets_len;
+  const uint8_t *items; /* per key: u32 count, then that many item offsets */
+  size_t items_len;
   nx_state_key_t *keys;
   uint32_t nkeys, cap;
   uint32_t *index; /* open addressing over keys, position + 1 */
