@@ -176,7 +176,11 @@ static uint32_t call_state(nx_sandbox_t *sb, nx_host_fn_t fn, const nx_jsval_t *
   int write = fn == NX_HOST_STATE_SET || fn == NX_HOST_STATE_DELETE;
   nx_cap_family_t family = write ? NX_CAP_STATE_WRITE : NX_CAP_STATE_READ;
 
-  if (nx_state_prepare(ex) != 0) goto oom;
+  switch (nx_state_prepare(ex)) {
+    case NX_RC_OK: break;
+    case NX_RC_INVALID: nx_failure_fatal(sb, NX_E_INTERNAL_ERROR, NX_STATE_MALFORMED); return 0;
+    default: goto oom;
+  }
   if (fn == NX_HOST_STATE_KEYS) return state_keys(sb);
   name = string_arg(sb, a[0], buf, sizeof buf, &len);
   if (name == NULL) {

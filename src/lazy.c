@@ -9,6 +9,7 @@
 
 #include "exec.h"
 #include "failure.h"
+#include "state.h"
 #include "util.h"
 
 /* ---- the table ------------------------------------------------------------ */
@@ -279,8 +280,7 @@ static int define_item(nx_exec_t *ex, uint32_t id, uint32_t i) {
     return NX_RC_GUEST;
   }
   if (check_item(node, i) != 0) {
-    nx_failure_fatal(sb, NX_E_INTERNAL_ERROR,
-                     "context.stateSnapshot is not a valid MessagePack map");
+    nx_failure_fatal(sb, NX_E_INTERNAL_ERROR, NX_STATE_MALFORMED);
     goto done;
   }
   nx_mp_decoder_init(dec, sb, "");
@@ -345,9 +345,7 @@ static uint32_t fail_oom(nx_sandbox_t *sb) {
 static int index_failed(nx_exec_t *ex, nx_lazy_t *node) {
   int rc = index_items(ex, node);
   if (rc == NX_RC_NOMEM) fail_oom(ex->sb);
-  if (rc == NX_RC_INVALID)
-    nx_failure_fatal(ex->sb, NX_E_INTERNAL_ERROR,
-                     "context.stateSnapshot is not a valid MessagePack map");
+  if (rc == NX_RC_INVALID) nx_failure_fatal(ex->sb, NX_E_INTERNAL_ERROR, NX_STATE_MALFORMED);
   return rc != NX_RC_OK;
 }
 
@@ -453,9 +451,7 @@ static nx_mp_status_t encode_node(nx_mp_encoder_t *e, nx_jsval_t v) {
   switch (index_items(ex, node)) {
     case NX_RC_OK: break;
     case NX_RC_NOMEM: return NX_MP_NOMEM;
-    default:
-      snprintf(e->err, sizeof e->err, "context.stateSnapshot is not a valid MessagePack map");
-      return NX_MP_UNCROSSABLE;
+    default: snprintf(e->err, sizeof e->err, NX_STATE_MALFORMED); return NX_MP_UNCROSSABLE;
   }
   if (node->is_map)
     msgpack_pack_map(&e->pk, node->n);
@@ -466,7 +462,7 @@ static nx_mp_status_t encode_node(nx_mp_encoder_t *e, nx_jsval_t v) {
     p = node->items[i];
     if (!node->fetched[i]) {
       if (check_item(node, i) != 0) {
-        snprintf(e->err, sizeof e->err, "context.stateSnapshot is not a valid MessagePack map");
+        snprintf(e->err, sizeof e->err, NX_STATE_MALFORMED);
         return NX_MP_UNCROSSABLE;
       }
       nx_mp_encode_raw(e, p, (size_t)(node->items[i + 1] - p));

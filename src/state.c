@@ -144,7 +144,6 @@ int nx_state_prepare(nx_exec_t *ex) {
   while (cap < 2 * st->cap) cap *= 2;
   return index_rebuild(st, &ex->mem, cap);
 malformed:
-  nx_failure_set(ex, NX_E_INTERNAL_ERROR, "context.stateSnapshot is not a valid MessagePack map");
   return NX_RC_INVALID;
 }
 
@@ -230,8 +229,7 @@ int nx_state_load(nx_exec_t *ex, nx_state_key_t *k, nx_jsval_t *out) {
     }
     if (!k->checked) {
       if (nx_mp_validate(k->orig, k->orig_len, NX_LIMIT_HOST_DEPTH - 2) != 0) {
-        nx_failure_fatal(sb, NX_E_INTERNAL_ERROR,
-                         "context.stateSnapshot is not a valid MessagePack map");
+        nx_failure_fatal(sb, NX_E_INTERNAL_ERROR, NX_STATE_MALFORMED);
         return NX_RC_GUEST;
       }
       k->checked = 1;

@@ -56,8 +56,11 @@ typedef struct {
   uint32_t nchanges;
 } nx_state_t;
 
-/* Builds the table on first use. 0, NX_RC_NOMEM, or NX_RC_INVALID (with
- * the failure set) when the snapshot is malformed. */
+/* What a malformed stateSnapshot (bytes or offsets) is reported as. */
+#define NX_STATE_MALFORMED "context.stateSnapshot is not a valid MessagePack map"
+
+/* Builds the table on first use. 0, NX_RC_NOMEM, or NX_RC_INVALID when
+ * the snapshot is malformed. */
 int nx_state_prepare(nx_exec_t *ex);
 nx_state_key_t *nx_state_find(nx_exec_t *ex, const char *name, size_t len);
 /* A new key the handler writes; NULL when memory ran out. */
