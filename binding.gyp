@@ -78,6 +78,7 @@
         'src/sha256.c',
         'src/snapshot.c',
         'src/state.c',
+        'src/lazy.c',
         'src/suspend.c',
         'src/sync.c',
         'src/util.c',

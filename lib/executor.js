@@ -8,6 +8,9 @@
 
 const { isNativeError } = require('util').types;
 const { checkCrossable } = require('./values');
+const { NexusState } = require('./state');
+
+const isNexusState = (s) => s instanceof NexusState;
 const { AbortError, TimeoutError, InternalError, errorFromResult } = require('./errors');
 
 const CALLBACKS = ['onMutations', 'onEvents', 'onViewCommands', 'onLogs'];
@@ -177,7 +180,9 @@ function applyMutation(state, { key, operation, value }) {
 // host has finished with these effects before any extension call starts.
 async function deliver(result, o) {
   const lists = [result.stateMutations, result.events, result.viewCommands, result.logs].map((l) => (Array.isArray(l) ? l : []));
-  for (const m of lists[0]) applyMutation(o.state, m);
+  // A NexusState (runtime.createState) re-encodes just these keys.
+  if (isNexusState(o.state)) o.state.apply(lists[0]);
+  else for (const m of lists[0]) applyMutation(o.state, m);
   for (let i = 0; i < CALLBACKS.length; i++) {
     const cb = o[CALLBACKS[i]];
     if (cb && lists[i].length > 0) await cb(lists[i]);

@@ -5,6 +5,7 @@ const os = require('os');
 const { Packr } = require('msgpackr');
 const native = require('./native');
 const { checkCrossable } = require('./values');
+const { NexusState } = require('./state');
 const { inferCapabilities } = require('./infer');
 const { WasmSandboxExecutor } = require('./executor');
 const errors = require('./errors');
@@ -88,7 +89,11 @@ function validateContext(context) {
     if (typeof context[key] !== 'string') throw new TypeError(`context.${key} must be a string`);
   }
   for (const key of ['stateSnapshot', 'args', 'scope']) {
-    if (!isPlainObject(context[key])) throw new TypeError(`context.${key} must be an object`);
+    // A NexusState was checked and encoded when its values came in.
+    if (key === 'stateSnapshot' && context[key] instanceof NexusState) continue;
+    if (!isPlainObject(context[key])) {
+      throw new TypeError(`context.${key} must be an object${key === 'stateSnapshot' ? ' or a NexusState' : ''}`);
+    }
     checkCrossable(context[key], `context.${key}`);
   }
   const caps = context.capabilities;
@@ -104,14 +109,16 @@ function validateContext(context) {
       throw new TypeError(`context.extensionRegistry.${name} must be an array of method names`);
     }
   }
+  // stateSnapshot goes last: the native side then reads it only as far as
+  // the handler looks into it (src/engine.c, parse_context).
   return {
     panelId: context.panelId,
     handlerName: context.handlerName,
-    stateSnapshot: context.stateSnapshot,
     args: context.args,
     capabilities: caps,
     scope: context.scope,
     extensionRegistry: registry,
+    stateSnapshot: context.stateSnapshot,
   };
 }
 
@@ -122,6 +129,29 @@ function validateTimeout(timeoutMs) {
     throw new RangeError(`timeoutMs must be an integer in [0, ${MAX_TIMEOUT_MS}], got ${timeoutMs}`);
   }
   return timeoutMs;
+}
+
+// The context as the native side reads it. A NexusState's encodings go in
+// as they are, after the other fields, with the index of its keys
+// (lib/state.js); msgpackr writes the other fields (as a map 16).
+const STATE_INDEX_KEY = Buffer.from(packr.pack('stateIndex'));
+const STATE_ITEMS_KEY = Buffer.from(packr.pack('stateItems'));
+const STATE_KEY = Buffer.from(packr.pack('stateSnapshot'));
+function bin32(n) {
+  const b = Buffer.alloc(5);
+  b[0] = 0xc6;
+  b.writeUInt32BE(n, 1);
+  return b;
+}
+function encodeContext(ctx) {
+  const { stateSnapshot, ...fields } = ctx;
+  if (!(stateSnapshot instanceof NexusState)) return packr.pack(ctx);
+  const head = Buffer.from(packr.pack(fields));
+  const n = Object.keys(fields).length;
+  if (head[0] !== 0xde || head.readUInt16BE(1) !== n) throw new Error('internal error: unexpected context encoding');
+  head.writeUInt16BE(n + 3, 1);
+  const { bytes, index, items } = stateSnapshot.encoded();
+  return Buffer.concat([head, STATE_INDEX_KEY, bin32(index.length), index, STATE_ITEMS_KEY, bin32(items.length), items, STATE_KEY, bytes]);
 }
 
 const MODE_BYTECODE = 1;
@@ -167,6 +197,12 @@ class NexusRuntime {
     return this.#config;
   }
 
+  // A panel state kept encoded key by key (lib/state.js): pass it as
+  // context.stateSnapshot, and apply() each result's stateMutations to it.
+  createState(values = {}) {
+    return new NexusState(packr, values);
+  }
+
   inferCapabilities(code) {
     return inferCapabilities(code);
   }
@@ -176,8 +212,7 @@ class NexusRuntime {
     if (typeof code !== 'string') throw new TypeError('handler code must be a string');
     const ctx = validateContext(context);
     const timeout = validateTimeout(timeoutMs);
-    const encoded = packr.pack(ctx);
-    const result = await this.#native.execute(code, encoded, timeout);
+    const result = await this.#native.execute(code, encodeContext(ctx), timeout);
     return packr.unpack(result);
   }
 
@@ -208,7 +243,7 @@ class NexusRuntime {
     }
     const ctx = validateContext(context);
     const timeout = validateTimeout(timeoutMs);
-    return packr.unpack(this.#native.executeSync(handler, packr.pack(ctx), timeout, mode));
+    return packr.unpack(this.#native.executeSync(handler, encodeContext(ctx), timeout, mode));
   }
 
   // Several executions in one round trip to the workers: one hand-off each
@@ -230,7 +265,7 @@ class NexusRuntime {
       if ((code === undefined) === (bytecode === undefined)) throw new TypeError(`items[${i}] needs exactly one of code and bytecode`);
       if (code !== undefined && typeof code !== 'string') throw new TypeError(`items[${i}].code must be a string`);
       if (bytecode !== undefined && !(bytecode instanceof Uint8Array)) throw new TypeError(`items[${i}].bytecode must be a Uint8Array`);
-      const ctx = packr.pack(validateContext(context));
+      const ctx = encodeContext(validateContext(context));
       return [code ?? bytecode, ctx, validateTimeout(timeoutMs), code !== undefined ? 0 : MODE_BYTECODE];
     });
     return (await this.#native.executeBatch(jobs)).map((buf) => packr.unpack(buf));
@@ -241,7 +276,7 @@ class NexusRuntime {
     if (!(bytecode instanceof Uint8Array)) throw new TypeError('bytecode must be a Uint8Array');
     const ctx = validateContext(context);
     const timeout = validateTimeout(timeoutMs);
-    const result = await this.#native.execute(bytecode, packr.pack(ctx), timeout, MODE_BYTECODE);
+    const result = await this.#native.execute(bytecode, encodeContext(ctx), timeout, MODE_BYTECODE);
     return packr.unpack(result);
   }
 
@@ -331,4 +366,4 @@ class NexusRuntime {
   }
 }
 
-module.exports = { NexusRuntime, WasmSandboxExecutor, validateConfig, inferCapabilities, ...errors };
+module.exports = { NexusRuntime, NexusState, WasmSandboxExecutor, validateConfig, inferCapabilities, ...errors };

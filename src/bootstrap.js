@@ -10,6 +10,7 @@
 (function (host) {
   'use strict';
   const { stateGet, stateSet, stateDelete, stateHas, stateKeys, emit, view, log, extCall, kind } = host;
+  const { lazyGet, lazyHas, lazyFill } = host;
   const freeze = Object.freeze;
   const ProxyCtor = Proxy;
   const PromiseCtor = Promise;
@@ -26,6 +27,18 @@
   const mapGet = uncurry(Map.prototype.get);
   const mapSet = uncurry(Map.prototype.set);
   const dateTime = Date.prototype.getTime;
+  const hasOwn = Object.hasOwn;
+  const {
+    get: reflectGet,
+    set: reflectSet,
+    has: reflectHas,
+    ownKeys: reflectOwnKeys,
+    getOwnPropertyDescriptor: reflectDescriptor,
+    defineProperty: reflectDefine,
+    deleteProperty: reflectDelete,
+    preventExtensions: reflectPreventExtensions,
+    setPrototypeOf: reflectSetPrototypeOf,
+  } = Reflect;
 
   // The host encodes guest values without running guest code (src/mpack.c).
   // A value it cannot read that way (a Proxy, a getter, an Error) comes
@@ -137,6 +150,71 @@
       return false;
     },
   });
+
+  // A large array or object read from $state: a Proxy over `target`, which
+  // the host fills item by item as the handler touches them (src/lazy.c).
+  // Any change to the container itself, or listing its keys, fills it
+  // whole first, and so does reading many items (one host call per item
+  // costs more than decoding them all at once); from then on every trap
+  // just forwards to the target.
+  const LAZY_FETCHES = 32;
+  function lazy(id, target, n) {
+    if (isArray(target)) target.length = n;
+    let filled = false;
+    let fetched = 0;
+    const fill = () => {
+      if (!filled) {
+        filled = true;
+        lazyFill(id);
+      }
+    };
+    const missing = (key) => !filled && typeof key === 'string' && !hasOwn(target, key);
+    const fetch = (key) => {
+      if (lazyGet(id, key) && ++fetched >= LAZY_FETCHES) fill();
+    };
+    let proxy;
+    const handler = freeze({
+      __proto__: null,
+      get(t, key, receiver) {
+        if (missing(key)) fetch(key);
+        return reflectGet(t, key, receiver);
+      },
+      getOwnPropertyDescriptor(t, key) {
+        if (missing(key)) fetch(key);
+        return reflectDescriptor(t, key);
+      },
+      has(t, key) {
+        if (missing(key) && lazyHas(id, key)) return true;
+        return reflectHas(t, key);
+      },
+      ownKeys(t) {
+        fill();
+        return reflectOwnKeys(t);
+      },
+      set(t, key, value, receiver) {
+        fill();
+        return reflectSet(t, key, value, receiver === proxy ? t : receiver);
+      },
+      defineProperty(t, key, desc) {
+        fill();
+        return reflectDefine(t, key, desc);
+      },
+      deleteProperty(t, key) {
+        fill();
+        return reflectDelete(t, key);
+      },
+      preventExtensions(t) {
+        fill();
+        return reflectPreventExtensions(t);
+      },
+      setPrototypeOf(t, proto) {
+        fill();
+        return reflectSetPrototypeOf(t, proto);
+      },
+    });
+    proxy = new ProxyCtor(target, handler);
+    return proxy;
+  }
 
   // emit, view and extCall answer false (-1) when the value needs copy()
   // first; the second call says it is a copy.
@@ -260,5 +338,5 @@
     return e;
   }
 
-  return { run, error, settle, copy, describe, dateTime };
+  return { run, error, settle, copy, describe, dateTime, lazy };
 })

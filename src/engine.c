@@ -21,59 +21,115 @@
 
 /* ---- the first segment ------------------------------------------------------ */
 
-static const msgpack_object *map_get(const msgpack_object *map, const char *key) {
-  uint32_t i;
-  size_t len = strlen(key);
-  if (map == NULL || map->type != MSGPACK_OBJECT_MAP) return NULL;
-  for (i = 0; i < map->via.map.size; i++) {
-    const msgpack_object *k = &map->via.map.ptr[i].key;
-    if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
-        memcmp(k->via.str.ptr, key, len) == 0)
-      return &map->via.map.ptr[i].val;
-  }
-  return NULL;
+/* The context's fields, walked with the cursor (mpack.h): every field but
+ * stateSnapshot is validated here; stateSnapshot, which lib puts last, is
+ * only looked at key by key as the handler reads it (state.c). The
+ * capabilities and the registry, which the host consults as trees, go
+ * through msgpack-c once validated. */
+static int unpack_field(msgpack_unpacked *msg, const uint8_t *p, size_t len,
+                        const msgpack_object **out) {
+  size_t off = 0;
+  if (msgpack_unpack_next(msg, (const char *)p, len, &off) != MSGPACK_UNPACK_SUCCESS) return -1;
+  *out = &msg->data;
+  return 0;
 }
 
-/* The context bytes are untrusted: they pass the validator before
- * msgpack-c sees them. */
+static int field_is(const nx_mp_item_t *key, const char *name) {
+  size_t n = strlen(name);
+  return key->type == NX_MPT_STR && key->size == n && memcmp(key->ptr, name, n) == 0;
+}
+
 static int parse_context(nx_exec_t *ex) {
-  size_t off = 0;
-  if (nx_mp_validate(ex->context, ex->context_len, NX_LIMIT_HOST_DEPTH) != 0 ||
-      msgpack_unpack_next(&ex->ctx_msg, (const char *)ex->context, ex->context_len, &off) !=
-          MSGPACK_UNPACK_SUCCESS ||
-      off != ex->context_len || ex->ctx_msg.data.type != MSGPACK_OBJECT_MAP) {
-    nx_failure_set(ex, NX_E_INTERNAL_ERROR,
-                   "context is not a MessagePack map (nested deeper than 32 levels?)");
-    return NX_RC_INVALID;
+  const uint8_t *c = ex->context;
+  size_t len = ex->context_len, at;
+  const msgpack_object *caps = NULL;
+  uint32_t count, i;
+  /* A map header, then (key, value) pairs. */
+  if (len == 0) goto bad;
+  if ((c[0] & 0xf0) == 0x80) {
+    count = c[0] & 0x0f, at = 1;
+  } else if (c[0] == 0xde && len >= 3) {
+    count = (uint32_t)c[1] << 8 | c[2], at = 3;
+  } else {
+    goto bad;
   }
-  ex->state.snapshot = map_get(&ex->ctx_msg.data, "stateSnapshot");
-  ex->args = map_get(&ex->ctx_msg.data, "args");
-  ex->scope = map_get(&ex->ctx_msg.data, "scope");
-  ex->registry = map_get(&ex->ctx_msg.data, "extensionRegistry");
-  if (nx_caps_parse(&ex->caps, map_get(&ex->ctx_msg.data, "capabilities")) != 0) {
+  for (i = 0; i < count; i++) {
+    nx_mp_item_t key;
+    size_t kn = nx_mp_validate_one(c + at, len - at, 1), vn;
+    const uint8_t *v;
+    if (kn == 0) goto bad;
+    nx_mp_read(c + at, &key);
+    v = c + at + kn;
+    if (field_is(&key, "stateSnapshot") && i + 1 == count) {
+      ex->state.snapshot = v; /* validated as it is read */
+      ex->state.snapshot_len = len - at - kn;
+      at = len;
+      break;
+    }
+    vn = nx_mp_validate_one(v, len - at - kn, NX_LIMIT_HOST_DEPTH - 1);
+    if (vn == 0) goto bad;
+    if (field_is(&key, "stateSnapshot")) {
+      ex->state.snapshot = v;
+      ex->state.snapshot_len = vn;
+    } else if (field_is(&key, "stateIndex")) {
+      nx_mp_item_t bin;
+      nx_mp_read(v, &bin);
+      if (bin.type != NX_MPT_BIN) goto bad;
+      ex->state.offsets = bin.ptr;
+      ex->state.offsets_len = bin.size;
+    } else if (field_is(&key, "stateItems")) {
+      nx_mp_item_t bin;
+      nx_mp_read(v, &bin);
+      if (bin.type != NX_MPT_BIN) goto bad;
+      ex->state.items = bin.ptr;
+      ex->state.items_len = bin.size;
+    } else if (field_is(&key, "args")) {
+      ex->args = v;
+    } else if (field_is(&key, "scope")) {
+      ex->scope = v;
+    } else if (field_is(&key, "extensionRegistry")) {
+      ex->registry_bytes = v;
+      if (unpack_field(&ex->reg_msg, v, vn, &ex->registry) != 0) goto bad;
+    } else if (field_is(&key, "capabilities")) {
+      if (unpack_field(&ex->ctx_msg, v, vn, &caps) != 0) goto bad;
+    }
+    at += kn + vn;
+  }
+  if (at != len) goto bad;
+  if (nx_caps_parse(&ex->caps, caps) != 0) {
     nx_failure_set(ex, NX_E_INTERNAL_ERROR, "host out of memory");
     return NX_RC_NOMEM;
   }
   return NX_RC_OK;
+bad:
+  nx_failure_set(ex, NX_E_INTERNAL_ERROR,
+                 "context is not a MessagePack map (nested deeper than 32 levels?)");
+  return NX_RC_INVALID;
 }
 
 /* Decodes context.args / context.scope into a guest value; missing -> {}. */
-static int decode_field(nx_exec_t *ex, const msgpack_object *o, const char *root, nx_jsval_t *out) {
+static int decode_field(nx_exec_t *ex, const uint8_t *bytes, const char *root, nx_jsval_t *out) {
   nx_sandbox_t *sb = ex->sb;
-  nx_path_t path;
-  char err[300];
+  nx_mp_decoder_t *dec = nx_mem_alloc(&ex->seg, sizeof *dec);
   nx_mp_status_t st;
-  if (o == NULL) {
+  if (dec == NULL) {
+    nx_failure_set(ex, NX_E_INTERNAL_ERROR, "host out of memory");
+    return NX_RC_NOMEM;
+  }
+  nx_mp_decoder_init(dec, sb, root);
+  if (bytes == NULL) {
     *out = Q(JS_NewObject)(&sb->inst, sb->ctx);
     st = nx_jsval_tag(*out) == NX_TAG_EXCEPTION ? NX_MP_GUEST : NX_MP_OK;
   } else {
-    nx_path_set(&path, root);
-    st = nx_mp_decode(sb, o, out, &path, err, sizeof err);
+    st = nx_mp_decode_last(dec, bytes, out);
   }
   if (st == NX_MP_UNCROSSABLE)
-    nx_failure_set(ex, NX_E_EXECUTION_ERROR, err);
+    nx_failure_set(ex, NX_E_EXECUTION_ERROR, dec->err);
   else if (st == NX_MP_GUEST)
     nx_failure_from_exception(ex, NX_E_EXECUTION_ERROR);
+  else if (st == NX_MP_NOMEM)
+    nx_failure_set(ex, NX_E_INTERNAL_ERROR, "host out of memory");
+  nx_mem_free(&ex->seg, dec);
   return st == NX_MP_OK ? NX_RC_OK : NX_RC_GUEST;
 }
 
@@ -98,7 +154,7 @@ static int start_handler(nx_exec_t *ex) {
       decode_field(ex, ex->scope, "scope", &a[2]) != 0)
     goto done;
   if (ex->registry && ex->registry->type == MSGPACK_OBJECT_MAP && ex->registry->via.map.size &&
-      decode_field(ex, ex->registry, "extensionRegistry", &a[3]) != 0)
+      decode_field(ex, ex->registry_bytes, "extensionRegistry", &a[3]) != 0)
     goto done;
   if (nx_util_random(seed, sizeof seed) != 0) {
     nx_failure_set(ex, NX_E_INTERNAL_ERROR, "the kernel's random source failed");
@@ -124,25 +180,27 @@ done:
  * the execution's tables across it. */
 static int settle_calls(nx_exec_t *ex, const nx_answer_t *answers, uint32_t n) {
   nx_sandbox_t *sb = ex->sb;
+  nx_mp_decoder_t *dec = nx_mem_alloc(&ex->seg, sizeof *dec); /* freed with the segment */
   uint32_t i;
+  if (dec == NULL) {
+    nx_failure_set(ex, NX_E_INTERNAL_ERROR, "host out of memory");
+    return NX_RC_NOMEM;
+  }
   for (i = 0; i < n; i++) {
     const nx_answer_t *an = &answers[i];
     nx_jsval_t a[3], r;
-    nx_path_t path;
-    char err[300];
-    size_t off = 0;
     nx_mp_status_t st = NX_MP_UNCROSSABLE;
+    char *err;
 
     if (!nx_host_answer(ex, an->call)) continue;
     a[0] = NX_INT(an->call);
     a[1] = NX_BOOL(an->ok);
     a[2] = NX_UNDEFINED;
-    snprintf(err, sizeof err, "the host's answer could not be read");
-    if (msgpack_unpack_next(&ex->answer, (const char *)an->bytes, an->len, &off) ==
-        MSGPACK_UNPACK_SUCCESS) {
-      nx_path_set(&path, "result.value");
-      st = nx_mp_decode(sb, &ex->answer.data, &a[2], &path, err, sizeof err);
-    }
+    nx_mp_decoder_init(dec, sb, "result.value");
+    err = dec->err;
+    snprintf(err, sizeof dec->err, "the host's answer could not be read");
+    if (nx_mp_validate(an->bytes, an->len, NX_LIMIT_HOST_DEPTH) == 0)
+      st = nx_mp_decode_last(dec, an->bytes, &a[2]);
     if (st == NX_MP_GUEST) {
       nx_failure_from_exception(ex, NX_E_EXECUTION_ERROR);
       return NX_RC_GUEST;
@@ -299,8 +357,6 @@ static void segment_end(nx_exec_t *ex) {
   nx_buf_free(&ex->mutations);
   if (ex->blob) nx_blob_release(ex->blob);
   ex->blob = NULL;
-  msgpack_unpacked_destroy(&ex->answer);
-  msgpack_unpacked_init(&ex->answer);
   nx_state_end_segment(ex);
   nx_failure_clear(ex);
   nx_mem_release(&ex->seg);
@@ -400,7 +456,7 @@ nx_exec_t *nx_engine_exec_new(nx_sandbox_t *sb, const nx_engine_t *engine, nx_ex
   nx_buf_init(&ex->mutations, &ex->mem, NULL); /* its values are charged already */
   nx_result_init(ex);
   msgpack_unpacked_init(&ex->ctx_msg);
-  msgpack_unpacked_init(&ex->answer);
+  msgpack_unpacked_init(&ex->reg_msg);
   if (nx_host_init(ex) != 0) {
     nx_engine_exec_free(ex);
     return NULL;
@@ -418,7 +474,7 @@ void nx_engine_exec_free(nx_exec_t *ex) {
    * its snapshot (or destroyed), which drops the guest's whole heap. */
   nx_caps_free(&ex->caps);
   if (ex->blob) nx_blob_release(ex->blob);
-  msgpack_unpacked_destroy(&ex->answer);
+  msgpack_unpacked_destroy(&ex->reg_msg);
   msgpack_unpacked_destroy(&ex->ctx_msg);
   nx_mem_release(&ex->seg);
   nx_mem_release(&ex->mem);

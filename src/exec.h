@@ -15,6 +15,7 @@
 #include "engine.h"
 #include "failure.h"
 #include "hostcalls.h"
+#include "lazy.h"
 #include "mem.h"
 #include "result.h"
 #include "sandbox.h"
@@ -45,15 +46,15 @@ struct nx_exec_s {
   nx_exec_mode_t mode;
   char *code; /* the source, or the precompiled buffer */
   size_t code_len;
-  uint8_t *context; /* msgpack-c objects point into these bytes */
+  uint8_t *context; /* everything below that reads the context points in here */
   size_t context_len;
   /* Every host byte of this execution: freed by nx_engine_exec_free,
    * whatever way its segments ended. `seg` holds one segment's
    * temporaries and is released when the segment ends, a trap included. */
   nx_mem_t mem, seg;
-  msgpack_unpacked ctx_msg; /* the decoded context */
-  msgpack_unpacked answer;  /* the host answer being decoded */
-  const msgpack_object *args, *scope, *registry;
+  msgpack_unpacked ctx_msg, reg_msg; /* context.capabilities, .extensionRegistry */
+  const msgpack_object *registry;
+  const uint8_t *args, *scope, *registry_bytes; /* validated MessagePack */
   nx_caps_t caps;
   int started;                 /* the first segment ran */
   int sync;                    /* executeHandlerSync: it must not suspend */
@@ -77,6 +78,9 @@ struct nx_exec_s {
 
   /* state.c */
   nx_state_t state;
+
+  /* lazy.c */
+  nx_lazy_table_t lazy;
 
   /* result.c */
   nx_output_t out;

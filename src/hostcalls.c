@@ -17,6 +17,7 @@
 
 #include "exec.h"
 #include "failure.h"
+#include "lazy.h"
 #include "mpack.h"
 #include "result.h"
 #include "state.h"
@@ -33,6 +34,9 @@ const char *const nx_host_names[NX_HOST__COUNT + 1] = {
     [NX_HOST_LOG] = "log",
     [NX_HOST_EXT_CALL] = "extCall",
     [NX_HOST_KIND] = "kind",
+    [NX_HOST_LAZY_GET] = "lazyGet",
+    [NX_HOST_LAZY_HAS] = "lazyHas",
+    [NX_HOST_LAZY_FILL] = "lazyFill",
     [NX_HOST__COUNT] = NULL,
 };
 
@@ -172,7 +176,11 @@ static uint32_t call_state(nx_sandbox_t *sb, nx_host_fn_t fn, const nx_jsval_t *
   int write = fn == NX_HOST_STATE_SET || fn == NX_HOST_STATE_DELETE;
   nx_cap_family_t family = write ? NX_CAP_STATE_WRITE : NX_CAP_STATE_READ;
 
-  if (nx_state_prepare(ex) != 0) goto oom;
+  switch (nx_state_prepare(ex)) {
+    case NX_RC_OK: break;
+    case NX_RC_INVALID: nx_failure_fatal(sb, NX_E_INTERNAL_ERROR, NX_STATE_MALFORMED); return 0;
+    default: goto oom;
+  }
   if (fn == NX_HOST_STATE_KEYS) return state_keys(sb);
   name = string_arg(sb, a[0], buf, sizeof buf, &len);
   if (name == NULL) {
@@ -320,7 +328,10 @@ static uint32_t call_kind(nx_sandbox_t *sb, const nx_jsval_t *a) {
   nx_wasm_instance_t *in = &sb->inst;
   nx_jsval_t v = a[0];
   int kind = KIND_PLAIN;
-  if (nx_jsval_tag(v) == NX_TAG_OBJECT && !Q(JS_IsProxy)(in, v)) {
+  if (nx_jsval_tag(v) == NX_TAG_OBJECT && Q(JS_IsProxy)(in, v)) {
+    /* A lazy state container not filled yet: the encoder reads it. */
+    if (nx_lazy_kind(sb->exec, v) == 1) kind = KIND_OPAQUE;
+  } else if (nx_jsval_tag(v) == NX_TAG_OBJECT) {
     if (Q(JS_IsError)(in, v))
       kind = KIND_ERROR;
     else if (!Q(JS_IsArray)(in, v) &&
@@ -474,6 +485,9 @@ static uint32_t dispatch(nx_sandbox_t *sb, nx_host_fn_t fn, const nx_jsval_t *a)
     case NX_HOST_LOG: return call_log(sb, a);
     case NX_HOST_EXT_CALL: return call_ext(sb, a);
     case NX_HOST_KIND: return call_kind(sb, a);
+    case NX_HOST_LAZY_GET: return nx_lazy_get(sb->exec, a[0], a[1]);
+    case NX_HOST_LAZY_HAS: return nx_lazy_has(sb->exec, a[0], a[1]);
+    case NX_HOST_LAZY_FILL: return nx_lazy_fill(sb->exec, a[0]);
     default: nx_failure_throw(sb, NX_E_INTERNAL_ERROR, 0, "unknown host function"); return 0;
   }
 }
@@ -513,8 +527,9 @@ uint32_t nx_host_call(nx_sandbox_t *sb, uint32_t name, uint32_t name_len, uint32
                      "Host functions cannot be called once the handler has finished");
     return 0;
   }
-  /* kind() is the bootstrap's own helper, not a handler's call. */
-  if (fn != NX_HOST_KIND && ++ex->host_calls > ex->cfg->max_host_calls) {
+  /* kind() and the lazy-state calls are the bootstrap's own helpers, not
+   * a handler's calls. */
+  if (fn < NX_HOST_KIND && ++ex->host_calls > ex->cfg->max_host_calls) {
     char msg[160];
     snprintf(msg, sizeof msg,
              "Too many host calls: an execution may make config.maxHostCalls (%llu)",

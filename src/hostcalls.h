@@ -23,6 +23,9 @@ typedef enum {
   NX_HOST_LOG,
   NX_HOST_EXT_CALL,
   NX_HOST_KIND,
+  NX_HOST_LAZY_GET,
+  NX_HOST_LAZY_HAS,
+  NX_HOST_LAZY_FILL,
   NX_HOST__COUNT
 } nx_host_fn_t;
 

@@ -50,16 +50,75 @@ typedef enum {
 
 /* Checks that bytes are exactly one well-formed MessagePack value nested at
  * most max_depth containers deep, and that no declared length or count
- * exceeds the bytes left. msgpack-c allocates for a container's declared
- * count before reading it, so untrusted bytes pass here first. */
+ * exceeds the bytes left. Untrusted bytes pass here before anything below
+ * reads them. */
 int nx_mp_validate(const uint8_t *buf, size_t len, uint32_t max_depth);
+/* The same for the one value at the start of buf, which may be followed by
+ * more bytes: its length, or 0 when it is malformed. */
+size_t nx_mp_validate_one(const uint8_t *buf, size_t len, uint32_t max_depth);
 
-/* Decodes a MessagePack object into a new guest value (owned by caller). */
-nx_mp_status_t nx_mp_decode(nx_sandbox_t *sb, const msgpack_object *o, nx_jsval_t *out,
-                            nx_path_t *path, char *err, size_t errlen);
+/* ---- reading validated bytes ----------------------------------------------
+ * A cursor over MessagePack that nx_mp_validate*() accepted: no tree is
+ * built, so a context is only read as far as a handler looks into it. */
+typedef enum {
+  NX_MPT_NIL,
+  NX_MPT_BOOL,
+  NX_MPT_UINT,
+  NX_MPT_INT, /* negative */
+  NX_MPT_FLOAT,
+  NX_MPT_STR,
+  NX_MPT_BIN,
+  NX_MPT_EXT,
+  NX_MPT_ARRAY,
+  NX_MPT_MAP,
+} nx_mp_type_t;
+
+typedef struct {
+  nx_mp_type_t type;
+  int8_t ext;         /* NX_MPT_EXT: its type */
+  uint32_t size;      /* STR, BIN, EXT: payload bytes; ARRAY, MAP: items */
+  const uint8_t *ptr; /* STR, BIN, EXT: the payload */
+  union {
+    int boolean;
+    uint64_t u64;
+    int64_t i64;
+    double f64;
+  } v;
+} nx_mp_item_t;
+
+/* Reads one header (and a scalar's payload); returns where the next value,
+ * or a container's first item, starts. */
+const uint8_t *nx_mp_read(const uint8_t *p, nx_mp_item_t *it);
+/* Steps over one whole value. */
+const uint8_t *nx_mp_skip(const uint8_t *p);
+
+/* Validated MessagePack into new guest values. With `lazy` set, a
+ * container of more than NX_MP_LAZY_MIN items is handed to it instead
+ * (state.c makes it a lazily decoded Proxy): `at` is its first byte. */
+#define NX_MP_LAZY_MIN 64
+typedef struct nx_mp_decoder_s nx_mp_decoder_t;
+struct nx_mp_decoder_s {
+  nx_sandbox_t *sb;
+  nx_path_t path;
+  char err[300];
+  nx_mp_status_t (*lazy)(nx_mp_decoder_t *d, const uint8_t *at, nx_jsval_t *out);
+  void *lazy_data;
+};
+
+void nx_mp_decoder_init(nx_mp_decoder_t *d, nx_sandbox_t *sb, const char *root);
+/* Decodes the value at *p into a new guest value (owned by the caller) and
+ * moves *p past it. */
+nx_mp_status_t nx_mp_decode(nx_mp_decoder_t *d, const uint8_t **p, nx_jsval_t *out);
+/* The same for a value nothing follows: a lazy container is not stepped
+ * over, which would read all of it. */
+nx_mp_status_t nx_mp_decode_last(nx_mp_decoder_t *d, const uint8_t *p, nx_jsval_t *out);
+/* A map key as the guest names it: strings as they are, integers in
+ * decimal (into num, 24 bytes). 0, or -1 for any other key. */
+int nx_mp_key_name(const nx_mp_item_t *key, char *num, const char **name, size_t *len);
 
 /* Encodes guest values without running guest code (see mpack.c). */
-typedef struct {
+typedef struct nx_mp_encoder_s nx_mp_encoder_t;
+struct nx_mp_encoder_s {
   nx_sandbox_t *sb;
   nx_buf_t *out;
   msgpack_packer pk; /* into out */
@@ -67,7 +126,16 @@ typedef struct {
   uint32_t visiting[NX_MP_MAX_DEPTH]; /* objects on the current path */
   uint32_t depth;
   char err[320];
-} nx_mp_encoder_t;
+  /* Asked first about every Proxy: encodes the ones it knows (state.c's
+   * lazy containers) and answers NX_MP_IMPURE for the rest. */
+  nx_mp_status_t (*proxy)(nx_mp_encoder_t *e, nx_jsval_t v);
+  void *proxy_data;
+};
+/* For the proxy hook: one nested value, and bytes written as they are. */
+nx_mp_status_t nx_mp_encode_child(nx_mp_encoder_t *e, nx_jsval_t v);
+/* Own data property `atom` of obj (an accessor is NX_MP_IMPURE). */
+nx_mp_status_t nx_mp_encode_own(nx_mp_encoder_t *e, nx_jsval_t obj, uint32_t atom);
+void nx_mp_encode_raw(nx_mp_encoder_t *e, const uint8_t *bytes, size_t len);
 
 void nx_mp_encoder_init(nx_mp_encoder_t *e, nx_sandbox_t *sb, nx_buf_t *out, const char *root);
 nx_mp_status_t nx_mp_encode(nx_mp_encoder_t *e, nx_jsval_t v);
@@ -76,8 +144,9 @@ nx_mp_status_t nx_mp_encode(nx_mp_encoder_t *e, nx_jsval_t v);
  * NX_MP_UNCROSSABLE for anything that is not a string. */
 nx_mp_status_t nx_mp_pack_guest_string(nx_sandbox_t *sb, msgpack_packer *pk, nx_jsval_t v);
 
-/* Structural equality of two MessagePack objects, comparing numbers by
- * value (msgpackr and we may pick different widths for the same number). */
-int nx_mp_equal(const msgpack_object *a, const msgpack_object *b);
+/* Structural equality of two validated MessagePack values, comparing
+ * numbers by value (msgpackr and we may pick different widths for the same
+ * number). */
+int nx_mp_equal(const uint8_t *a, const uint8_t *b);
 
 #endif

@@ -1,10 +1,9 @@
-/* MessagePack into guest values. Only ever reads a msgpack_object tree that
- * msgpack-c built from bytes nx_mp_validate() accepted; creates fresh guest
- * objects and defines (never assigns) their properties, so no guest code
- * runs. docs/marshaling.md lists every mapping. */
+/* MessagePack into guest values. Reads only bytes that nx_mp_validate*()
+ * accepted, with the cursor of mpack.c; creates fresh guest objects and
+ * defines (never assigns) their properties, so no guest code runs.
+ * docs/marshaling.md lists every mapping. */
 #include "mpack.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,16 +14,16 @@ static uint64_t be(const uint8_t *p, int n) {
   return v;
 }
 
-static nx_mp_status_t decode_ext(nx_sandbox_t *sb, const msgpack_object_ext *x, nx_jsval_t *out,
-                                 nx_path_t *path, char *err, size_t errlen) {
+static nx_mp_status_t decode_ext(nx_mp_decoder_t *dec, const nx_mp_item_t *x, nx_jsval_t *out) {
+  nx_sandbox_t *sb = dec->sb;
   nx_wasm_instance_t *in = &sb->inst;
-  const uint8_t *d = (const uint8_t *)x->ptr;
+  const uint8_t *d = x->ptr;
 
-  if (x->type == NX_MP_EXT_UNDEFINED && x->size == 1) {
+  if (x->ext == NX_MP_EXT_UNDEFINED && x->size == 1) {
     *out = NX_UNDEFINED;
     return NX_MP_OK;
   }
-  if (x->type == NX_MP_EXT_TIMESTAMP && (x->size == 4 || x->size == 8 || x->size == 12)) {
+  if (x->ext == NX_MP_EXT_TIMESTAMP && (x->size == 4 || x->size == 8 || x->size == 12)) {
     double sec, nsec;
     if (x->size == 4) {
       sec = (double)be(d, 4);
@@ -40,7 +39,7 @@ static nx_mp_status_t decode_ext(nx_sandbox_t *sb, const msgpack_object_ext *x, 
     *out = Q(JS_NewDate)(in, sb->ctx, sec * 1000.0 + nsec / 1e6);
     return nx_jsval_tag(*out) == NX_TAG_EXCEPTION ? NX_MP_GUEST : NX_MP_OK;
   }
-  if (x->type == NX_MP_EXT_TYPED && x->size >= 1) {
+  if (x->ext == NX_MP_EXT_TYPED && x->size >= 1) {
     uint32_t len = x->size - 1, ptr, argv;
     nx_jsval_t buf;
     int code = d[0], qtype, width;
@@ -58,8 +57,8 @@ static nx_mp_status_t decode_ext(nx_sandbox_t *sb, const msgpack_object_ext *x, 
     width = widths[code];
     if (len % (uint32_t)width != 0) {
       nx_sandbox_free_value(sb, buf);
-      snprintf(err, errlen, "%s: typed array byte length %u is not a multiple of %d", path->buf,
-               len, width);
+      snprintf(dec->err, sizeof dec->err, "%s: typed array byte length %u is not a multiple of %d",
+               dec->path.buf, len, width);
       return NX_MP_UNCROSSABLE;
     }
     qtype = nx_mp_code_to_qjs[code];
@@ -75,119 +74,157 @@ static nx_mp_status_t decode_ext(nx_sandbox_t *sb, const msgpack_object_ext *x, 
     return nx_jsval_tag(*out) == NX_TAG_EXCEPTION ? NX_MP_GUEST : NX_MP_OK;
   }
 unsupported:
-  snprintf(err, errlen, "%s: unsupported MessagePack extension type %d", path->buf, x->type);
+  snprintf(dec->err, sizeof dec->err, "%s: unsupported MessagePack extension type %d",
+           dec->path.buf, x->ext);
   return NX_MP_UNCROSSABLE;
 }
 
-nx_mp_status_t nx_mp_decode(nx_sandbox_t *sb, const msgpack_object *o, nx_jsval_t *out,
-                            nx_path_t *path, char *err, size_t errlen) {
+void nx_mp_decoder_init(nx_mp_decoder_t *d, nx_sandbox_t *sb, const char *root) {
+  d->sb = sb;
+  d->err[0] = 0;
+  d->lazy = NULL;
+  d->lazy_data = NULL;
+  nx_path_set(&d->path, root);
+}
+
+static nx_mp_status_t decode(nx_mp_decoder_t *d, const uint8_t **p, nx_jsval_t *out, int last);
+
+static nx_mp_status_t decode_array(nx_mp_decoder_t *d, const uint8_t **p, uint32_t n,
+                                   nx_jsval_t *out) {
+  nx_sandbox_t *sb = d->sb;
   nx_wasm_instance_t *in = &sb->inst;
-  nx_mp_status_t st;
-  uint32_t i, ptr;
+  nx_mp_status_t st = NX_MP_OK;
+  uint32_t i;
 
-  *out = NX_UNDEFINED;
-  switch (o->type) {
-    case MSGPACK_OBJECT_NIL: *out = NX_NULL; return NX_MP_OK;
-    case MSGPACK_OBJECT_BOOLEAN: *out = NX_BOOL(o->via.boolean); return NX_MP_OK;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-      /* msgpackr writes numbers up to 2^32 as integers and larger ones as
-       * doubles; 64-bit integers come only from BigInts. */
-      if (o->via.u64 <= INT32_MAX)
-        *out = NX_INT(o->via.u64);
-      else if (o->via.u64 <= UINT32_MAX)
-        *out = Q(JS_NewNumber)(in, sb->ctx, (double)o->via.u64);
-      else
-        *out = Q(JS_NewBigUint64)(in, sb->ctx, o->via.u64);
-      break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-      if (o->via.i64 >= INT32_MIN)
-        *out = NX_INT(o->via.i64);
-      else
-        *out = Q(JS_NewBigInt64)(in, sb->ctx, (uint64_t)o->via.i64);
-      break;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: *out = Q(JS_NewNumber)(in, sb->ctx, o->via.f64); break;
-    case MSGPACK_OBJECT_STR:
-      ptr = nx_sandbox_put(sb, o->via.str.ptr, o->via.str.size);
-      if (ptr == 0) return NX_MP_GUEST;
-      *out = Q(JS_NewStringLen)(in, sb->ctx, ptr, o->via.str.size);
-      break;
-    case MSGPACK_OBJECT_BIN:
-      ptr = nx_sandbox_put(sb, o->via.bin.ptr, o->via.bin.size);
-      if (ptr == 0) return NX_MP_GUEST;
-      *out = Q(JS_NewUint8ArrayCopy)(in, sb->ctx, ptr, o->via.bin.size);
-      break;
-    case MSGPACK_OBJECT_EXT: return decode_ext(sb, &o->via.ext, out, path, err, errlen);
-    case MSGPACK_OBJECT_ARRAY:
-      *out = Q(JS_NewArray)(in, sb->ctx);
-      if (nx_jsval_tag(*out) == NX_TAG_EXCEPTION) return NX_MP_GUEST;
-      for (i = 0; i < o->via.array.size; i++) {
-        nx_jsval_t item;
-        uint32_t mark = nx_path_index(path, i);
-        st = nx_mp_decode(sb, &o->via.array.ptr[i], &item, path, err, errlen);
-        nx_path_pop(path, mark);
-        if (st != NX_MP_OK) goto fail;
-        if ((int32_t)Q(JS_DefinePropertyValueUint32)(in, sb->ctx, *out, i, item, NX_PROP_C_W_E) <
-            0) {
-          st = NX_MP_GUEST;
-          goto fail;
-        }
-      }
-      return NX_MP_OK;
-    case MSGPACK_OBJECT_MAP:
-      *out = Q(JS_NewObject)(in, sb->ctx);
-      if (nx_jsval_tag(*out) == NX_TAG_EXCEPTION) return NX_MP_GUEST;
-      for (i = 0; i < o->via.map.size; i++) {
-        const msgpack_object_kv *kv = &o->via.map.ptr[i];
-        nx_jsval_t item;
-        uint32_t atom, mark;
-        char num[24];
-        const char *key;
-        size_t klen;
-        int rc;
-
-        if (kv->key.type == MSGPACK_OBJECT_STR) {
-          key = kv->key.via.str.ptr;
-          klen = kv->key.via.str.size;
-        } else if (kv->key.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-          klen = (size_t)snprintf(num, sizeof num, "%" PRIu64, kv->key.via.u64);
-          key = num;
-        } else if (kv->key.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-          klen = (size_t)snprintf(num, sizeof num, "%" PRId64, kv->key.via.i64);
-          key = num;
-        } else {
-          snprintf(err, errlen, "%s: map key %u is not a string", path->buf, i);
-          st = NX_MP_UNCROSSABLE;
-          goto fail;
-        }
-        mark = nx_path_key(path, key, klen);
-        st = nx_mp_decode(sb, &kv->val, &item, path, err, errlen);
-        nx_path_pop(path, mark);
-        if (st != NX_MP_OK) goto fail;
-        ptr = nx_sandbox_put(sb, key, klen);
-        atom = ptr ? Q(JS_NewAtomLen)(in, sb->ctx, ptr, (uint32_t)klen) : 0;
-        if (atom == 0) {
-          nx_sandbox_free_value(sb, item);
-          st = NX_MP_GUEST;
-          goto fail;
-        }
-        /* Define, never set: a "__proto__" key becomes an own property. */
-        rc = (int32_t)Q(JS_DefinePropertyValue)(in, sb->ctx, *out, atom, item, NX_PROP_C_W_E);
-        Q(JS_FreeAtom)(in, sb->ctx, atom);
-        if (rc < 0) {
-          st = NX_MP_GUEST;
-          goto fail;
-        }
-      }
-      return NX_MP_OK;
-    default:
-      snprintf(err, errlen, "%s: unsupported MessagePack type", path->buf);
-      return NX_MP_UNCROSSABLE;
+  *out = Q(JS_NewArray)(in, sb->ctx);
+  if (nx_jsval_tag(*out) == NX_TAG_EXCEPTION) return NX_MP_GUEST;
+  for (i = 0; i < n; i++) {
+    nx_jsval_t item;
+    uint32_t mark = nx_path_index(&d->path, i);
+    st = decode(d, p, &item, 0);
+    nx_path_pop(&d->path, mark);
+    if (st != NX_MP_OK) goto fail;
+    if ((int32_t)Q(JS_DefinePropertyValueUint32)(in, sb->ctx, *out, i, item, NX_PROP_C_W_E) < 0) {
+      st = NX_MP_GUEST;
+      goto fail;
+    }
   }
-  return nx_jsval_tag(*out) == NX_TAG_EXCEPTION ? NX_MP_GUEST : NX_MP_OK;
-
+  return NX_MP_OK;
 fail:
   nx_sandbox_free_value(sb, *out);
   *out = NX_UNDEFINED;
   return st;
+}
+
+static nx_mp_status_t decode_map(nx_mp_decoder_t *d, const uint8_t **p, uint32_t n,
+                                 nx_jsval_t *out) {
+  nx_sandbox_t *sb = d->sb;
+  nx_wasm_instance_t *in = &sb->inst;
+  nx_mp_status_t st = NX_MP_OK;
+  uint32_t i;
+
+  *out = Q(JS_NewObject)(in, sb->ctx);
+  if (nx_jsval_tag(*out) == NX_TAG_EXCEPTION) return NX_MP_GUEST;
+  for (i = 0; i < n; i++) {
+    nx_mp_item_t key;
+    nx_jsval_t item;
+    uint32_t atom, mark, ptr;
+    char num[24];
+    const char *name;
+    size_t len;
+    int rc;
+
+    *p = nx_mp_read(*p, &key);
+    if (nx_mp_key_name(&key, num, &name, &len) != 0) {
+      snprintf(d->err, sizeof d->err, "%s: map key %u is not a string", d->path.buf, i);
+      st = NX_MP_UNCROSSABLE;
+      goto fail;
+    }
+    mark = nx_path_key(&d->path, name, len);
+    st = decode(d, p, &item, 0);
+    nx_path_pop(&d->path, mark);
+    if (st != NX_MP_OK) goto fail;
+    ptr = nx_sandbox_put(sb, name, len);
+    atom = ptr ? Q(JS_NewAtomLen)(in, sb->ctx, ptr, (uint32_t)len) : 0;
+    if (atom == 0) {
+      nx_sandbox_free_value(sb, item);
+      st = NX_MP_GUEST;
+      goto fail;
+    }
+    /* Define, never set: a "__proto__" key becomes an own property. */
+    rc = (int32_t)Q(JS_DefinePropertyValue)(in, sb->ctx, *out, atom, item, NX_PROP_C_W_E);
+    Q(JS_FreeAtom)(in, sb->ctx, atom);
+    if (rc < 0) {
+      st = NX_MP_GUEST;
+      goto fail;
+    }
+  }
+  return NX_MP_OK;
+fail:
+  nx_sandbox_free_value(sb, *out);
+  *out = NX_UNDEFINED;
+  return st;
+}
+
+static nx_mp_status_t decode(nx_mp_decoder_t *d, const uint8_t **p, nx_jsval_t *out, int last) {
+  nx_sandbox_t *sb = d->sb;
+  nx_wasm_instance_t *in = &sb->inst;
+  const uint8_t *at = *p;
+  nx_mp_item_t it;
+  nx_mp_status_t st;
+  uint32_t ptr;
+
+  *out = NX_UNDEFINED;
+  *p = nx_mp_read(at, &it);
+  switch (it.type) {
+    case NX_MPT_NIL: *out = NX_NULL; return NX_MP_OK;
+    case NX_MPT_BOOL: *out = NX_BOOL(it.v.boolean); return NX_MP_OK;
+    case NX_MPT_UINT:
+      /* msgpackr writes numbers up to 2^32 as integers and larger ones as
+       * doubles; 64-bit integers come only from BigInts. */
+      if (it.v.u64 <= INT32_MAX)
+        *out = NX_INT(it.v.u64);
+      else if (it.v.u64 <= UINT32_MAX)
+        *out = Q(JS_NewNumber)(in, sb->ctx, (double)it.v.u64);
+      else
+        *out = Q(JS_NewBigUint64)(in, sb->ctx, it.v.u64);
+      break;
+    case NX_MPT_INT:
+      if (it.v.i64 >= INT32_MIN)
+        *out = NX_INT(it.v.i64);
+      else
+        *out = Q(JS_NewBigInt64)(in, sb->ctx, (uint64_t)it.v.i64);
+      break;
+    case NX_MPT_FLOAT: *out = Q(JS_NewNumber)(in, sb->ctx, it.v.f64); break;
+    case NX_MPT_STR:
+      ptr = nx_sandbox_put(sb, it.ptr, it.size);
+      if (ptr == 0) return NX_MP_GUEST;
+      *out = Q(JS_NewStringLen)(in, sb->ctx, ptr, it.size);
+      break;
+    case NX_MPT_BIN:
+      ptr = nx_sandbox_put(sb, it.ptr, it.size);
+      if (ptr == 0) return NX_MP_GUEST;
+      *out = Q(JS_NewUint8ArrayCopy)(in, sb->ctx, ptr, it.size);
+      break;
+    case NX_MPT_EXT: return decode_ext(d, &it, out);
+    case NX_MPT_ARRAY:
+    case NX_MPT_MAP:
+      if (d->lazy && it.size > NX_MP_LAZY_MIN) {
+        st = d->lazy(d, at, out);
+        /* Stepping over it reads all of it, so not when nothing follows. */
+        if (!last) *p = nx_mp_skip(at);
+        return st;
+      }
+      return it.type == NX_MPT_ARRAY ? decode_array(d, p, it.size, out)
+                                     : decode_map(d, p, it.size, out);
+  }
+  return nx_jsval_tag(*out) == NX_TAG_EXCEPTION ? NX_MP_GUEST : NX_MP_OK;
+}
+
+nx_mp_status_t nx_mp_decode(nx_mp_decoder_t *d, const uint8_t **p, nx_jsval_t *out) {
+  return decode(d, p, out, 0);
+}
+
+nx_mp_status_t nx_mp_decode_last(nx_mp_decoder_t *d, const uint8_t *p, nx_jsval_t *out) {
+  return decode(d, &p, out, 1);
 }

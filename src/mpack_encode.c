@@ -20,6 +20,8 @@ void nx_mp_encoder_init(nx_mp_encoder_t *e, nx_sandbox_t *sb, nx_buf_t *out, con
   e->pk = nx_buf_packer(out);
   e->depth = 0;
   e->err[0] = 0;
+  e->proxy = NULL;
+  e->proxy_data = NULL;
   nx_path_set(&e->path, root);
 }
 
@@ -312,8 +314,16 @@ static nx_mp_status_t encode_object(nx_mp_encoder_t *e, nx_jsval_t v) {
     if (e->visiting[i] == id) return uncrossable(e, "is a circular reference");
   if (e->depth >= NX_MP_MAX_DEPTH)
     return uncrossable(e, "is nested too deeply (over 256 levels)"); /* NX_MP_MAX_DEPTH */
-  /* Reading a Proxy runs its traps; an Error's name is inherited. */
-  if (Q(JS_IsProxy)(in, v) || Q(JS_IsError)(in, v)) return NX_MP_IMPURE;
+  /* Reading a Proxy runs its traps, unless it is one the hook reads
+   * natively; an Error's name is inherited. */
+  if (Q(JS_IsProxy)(in, v)) {
+    if (e->proxy == NULL) return NX_MP_IMPURE;
+    e->visiting[e->depth++] = id;
+    st = e->proxy(e, v);
+    e->depth--;
+    return st;
+  }
+  if (Q(JS_IsError)(in, v)) return NX_MP_IMPURE;
 
   if (Q(JS_IsArray)(in, v)) {
     e->visiting[e->depth++] = id;
@@ -396,6 +406,16 @@ static nx_mp_status_t encode_value(nx_mp_encoder_t *e, nx_jsval_t v) {
     case NX_TAG_OBJECT: return encode_object(e, v);
     default: return uncrossable(e, "is not a JavaScript value");
   }
+}
+
+nx_mp_status_t nx_mp_encode_child(nx_mp_encoder_t *e, nx_jsval_t v) { return encode_value(e, v); }
+
+nx_mp_status_t nx_mp_encode_own(nx_mp_encoder_t *e, nx_jsval_t obj, uint32_t atom) {
+  return encode_own(e, obj, atom);
+}
+
+void nx_mp_encode_raw(nx_mp_encoder_t *e, const uint8_t *bytes, size_t len) {
+  nx_buf_write(e->out, (const char *)bytes, len);
 }
 
 nx_mp_status_t nx_mp_encode(nx_mp_encoder_t *e, nx_jsval_t v) {

@@ -9,6 +9,7 @@
 
 #include "exec.h"
 #include "failure.h"
+#include "lazy.h"
 #include "mpack.h"
 #include "util.h"
 
@@ -62,6 +63,7 @@ int nx_result_encode(nx_exec_t *ex, nx_jsval_t v, nx_buf_t *out, const char *pat
     return NX_RC_NOMEM;
   }
   nx_mp_encoder_init(enc, sb, out, path);
+  nx_lazy_encoder(ex, enc);
   st = nx_mp_encode(enc, v);
   if (st == NX_MP_IMPURE) {
     nx_jsval_t held = nx_sandbox_dup_value(sb, v), copy;
@@ -72,6 +74,7 @@ int nx_result_encode(nx_exec_t *ex, nx_jsval_t v, nx_buf_t *out, const char *pat
       st = NX_MP_GUEST;
     } else {
       nx_mp_encoder_init(enc, sb, out, path);
+      nx_lazy_encoder(ex, enc);
       st = nx_mp_encode(enc, copy);
       nx_sandbox_free_value(sb, copy);
     }
@@ -104,6 +107,7 @@ int nx_result_encode_call(nx_sandbox_t *sb, nx_buf_t *out, size_t mark, nx_jsval
     return -1;
   }
   nx_mp_encoder_init(enc, sb, out, path);
+  nx_lazy_encoder(ex, enc);
   st = nx_mp_encode(enc, v);
   if (st != NX_MP_OK) nx_buf_truncate(out, mark);
   switch (st) {

@@ -150,9 +150,10 @@ static int sandbox_bootstrap(nx_sandbox_t *sb, const char *const *host_names, ch
                              size_t errlen) {
   nx_wasm_instance_t *in = &sb->inst;
   nx_jsval_t fn = NX_UNDEFINED, host = NX_UNDEFINED, api = NX_UNDEFINED;
-  static const char *const fields[] = {"run", "error", "settle", "copy", "describe", "dateTime"};
-  nx_jsval_t *const dest[] = {&sb->run,  &sb->mkerr,    &sb->settle,
-                              &sb->copy, &sb->describe, &sb->date_time};
+  static const char *const fields[] = {"run",      "error",    "settle", "copy",
+                                       "describe", "dateTime", "lazy"};
+  nx_jsval_t *const dest[] = {&sb->run,      &sb->mkerr,     &sb->settle, &sb->copy,
+                              &sb->describe, &sb->date_time, &sb->lazy};
   uint32_t src, file, argv;
   int i, rc = -1;
 
@@ -251,7 +252,7 @@ static nx_sandbox_t *create(const nx_config_t *cfg, const char *const *host_name
   sb->env_imports.sb = sb;
   sb->wasi_imports.sb = sb;
   sb->run = sb->mkerr = sb->settle = NX_UNDEFINED;
-  sb->copy = sb->describe = sb->date_time = NX_UNDEFINED;
+  sb->copy = sb->describe = sb->date_time = sb->lazy = NX_UNDEFINED;
   nx_wasm_set_next_memory_max(nx_config_memory_reserve(cfg));
 
   trap = NX_WASM_TRY(&guard);

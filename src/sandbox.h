@@ -38,6 +38,7 @@ struct nx_sandbox_s {
   nx_jsval_t copy;      /* copy(value): plain data, getters run */
   nx_jsval_t describe;  /* describe(thrown, isError) -> [name, message, stack, string] */
   nx_jsval_t date_time; /* Date.prototype.getTime as it was before any handler */
+  nx_jsval_t lazy;      /* lazy(id, target, n) -> a Proxy over target (lazy.h) */
   uint32_t scratch;     /* guest buffer for bytes the host passes in */
   uint32_t scratch_cap;
   uint32_t outs; /* guest out-parameter words, used as a stack */

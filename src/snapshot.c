@@ -144,6 +144,7 @@ static void restore_fields(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
   sb->copy = t->copy;
   sb->describe = t->describe;
   sb->date_time = t->date_time;
+  sb->lazy = t->lazy;
   sb->scratch = t->scratch;
   sb->scratch_cap = t->scratch_cap;
   sb->outs = t->outs;

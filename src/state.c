@@ -10,6 +10,7 @@
 
 #include "exec.h"
 #include "failure.h"
+#include "lazy.h"
 #include "mpack.h"
 #include "result.h"
 #include "util.h"
@@ -37,27 +38,113 @@ static void key_init(nx_exec_t *ex, nx_state_key_t *k) {
   nx_buf_init(&k->snap, &ex->mem, NULL);
 }
 
+static nx_state_key_t *key_push(nx_exec_t *ex, const uint8_t *key, size_t key_len,
+                                const uint8_t *value, size_t value_len) {
+  nx_state_t *st = &ex->state;
+  nx_state_key_t *k = &st->keys[st->nkeys++];
+  key_init(ex, k);
+  k->name = (const char *)key;
+  k->len = (uint32_t)key_len;
+  k->orig = value;
+  k->orig_len = (uint32_t)value_len;
+  return k;
+}
+
+static uint32_t le32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Header of the snapshot map: its size in bytes, or 0. */
+static size_t map_header(const uint8_t *p, size_t len, uint32_t *count) {
+  if (len >= 1 && (p[0] & 0xf0) == 0x80) return *count = p[0] & 0x0f, 1;
+  if (len >= 3 && p[0] == 0xde) return *count = (uint32_t)p[1] << 8 | p[2], 3;
+  if (len >= 5 && p[0] == 0xdf) return *count = le32((const uint8_t[]){p[4], p[3], p[2], p[1]}), 5;
+  return 0;
+}
+
+/* A key: one string, exactly `len` bytes long. */
+static int key_at(const uint8_t *p, size_t len, nx_mp_item_t *key) {
+  if (nx_mp_validate_one(p, len, 1) != len) return -1;
+  nx_mp_read(p, key);
+  return key->type == NX_MPT_STR ? 0 : -1;
+}
+
+/* Keys from the index lib/state.js wrote: (key, value) offsets per entry,
+ * little-endian u32. Each is checked against the bytes, so a wrong index
+ * can only be refused; the values are validated when read. */
+static int keys_from_index(nx_exec_t *ex, size_t header, uint32_t count) {
+  const nx_state_t *st = &ex->state;
+  const uint8_t *s = st->snapshot, *x = st->offsets;
+  size_t len = st->snapshot_len, prev_end = header;
+  uint32_t i;
+  size_t at_items = 0;
+  if (st->offsets_len != (size_t)count * 8) return -1;
+  for (i = 0; i < count; i++) {
+    size_t k = le32(x + 8 * i), v = le32(x + 8 * i + 4);
+    size_t end = i + 1 < count ? le32(x + 8 * (i + 1)) : len;
+    nx_mp_item_t key;
+    nx_state_key_t *e;
+    if (k != prev_end || v <= k || end <= v || end > len) return -1;
+    if (key_at(s + k, v - k, &key) != 0) return -1;
+    e = key_push(ex, key.ptr, key.size, s + v, end - v);
+    if (st->items) {
+      uint32_t c;
+      if (st->items_len - at_items < 4) return -1;
+      c = le32(st->items + at_items);
+      at_items += 4;
+      if ((st->items_len - at_items) / 4 < c) return -1;
+      e->item_offsets = st->items + at_items;
+      e->nitem_offsets = c;
+      at_items += (size_t)c * 4;
+    }
+    prev_end = end;
+  }
+  if (st->items && at_items != st->items_len) return -1;
+  return prev_end == len ? 0 : -1;
+}
+
+/* Without an index every entry is walked (and so validated) once. */
+static int keys_by_walking(nx_exec_t *ex, size_t header, uint32_t count) {
+  const nx_state_t *st = &ex->state;
+  const uint8_t *s = st->snapshot;
+  size_t at = header, len = st->snapshot_len;
+  uint32_t i;
+  for (i = 0; i < count; i++) {
+    size_t kn = nx_mp_validate_one(s + at, len - at, 1), vn;
+    nx_mp_item_t key;
+    if (kn == 0) return -1;
+    vn = nx_mp_validate_one(s + at + kn, len - at - kn, NX_LIMIT_HOST_DEPTH - 2);
+    if (vn == 0) return -1;
+    nx_mp_read(s + at, &key);
+    /* lib sends string keys; anything else is left out, as before */
+    if (key.type == NX_MPT_STR) {
+      nx_state_key_t *k = key_push(ex, key.ptr, key.size, s + at + kn, vn);
+      k->checked = 1;
+    }
+    at += kn + vn;
+  }
+  return at == len ? 0 : -1;
+}
+
 int nx_state_prepare(nx_exec_t *ex) {
   nx_state_t *st = &ex->state;
-  const msgpack_object *snap = st->snapshot;
-  uint32_t n, i, cap = 16;
+  uint32_t n = 0, cap = 16;
+  size_t header = 0;
   if (st->index) return NX_RC_OK;
-  n = snap && snap->type == MSGPACK_OBJECT_MAP ? snap->via.map.size : 0;
+  if (st->snapshot) {
+    header = map_header(st->snapshot, st->snapshot_len, &n);
+    if (header == 0 || n > st->snapshot_len) goto malformed;
+  }
   st->cap = n + 8;
   st->keys = nx_mem_alloc(&ex->mem, st->cap * sizeof *st->keys);
   if (st->keys == NULL) return NX_RC_NOMEM;
-  for (i = 0; i < n; i++) {
-    const msgpack_object_kv *kv = &snap->via.map.ptr[i];
-    nx_state_key_t *k;
-    if (kv->key.type != MSGPACK_OBJECT_STR) continue; /* lib sends string keys */
-    k = &st->keys[st->nkeys++];
-    key_init(ex, k);
-    k->name = kv->key.via.str.ptr;
-    k->len = kv->key.via.str.size;
-    k->orig = &kv->val;
-  }
+  if (st->snapshot &&
+      (st->offsets ? keys_from_index(ex, header, n) : keys_by_walking(ex, header, n)) != 0)
+    goto malformed;
   while (cap < 2 * st->cap) cap *= 2;
   return index_rebuild(st, &ex->mem, cap);
+malformed:
+  return NX_RC_INVALID;
 }
 
 nx_state_key_t *nx_state_find(nx_exec_t *ex, const char *name, size_t len) {
@@ -97,6 +184,19 @@ nx_state_key_t *nx_state_add(nx_exec_t *ex, const char *name, size_t len) {
   return k;
 }
 
+/* An array or map header of more than NX_MP_LAZY_MIN items, within len:
+ * only a 16- or 32-bit count can say that. */
+static int big_container(const uint8_t *p, size_t len) {
+  uint64_t n;
+  if (len >= 3 && (p[0] == 0xdc || p[0] == 0xde))
+    n = (uint64_t)p[1] << 8 | p[2];
+  else if (len >= 5 && (p[0] == 0xdd || p[0] == 0xdf))
+    n = (uint64_t)p[1] << 24 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 8 | p[4];
+  else
+    return 0;
+  return n > NX_MP_LAZY_MIN && n <= len;
+}
+
 int nx_state_exists(const nx_state_key_t *k) { return k && !k->deleted && (k->loaded || k->orig); }
 
 int nx_state_load(nx_exec_t *ex, nx_state_key_t *k, nx_jsval_t *out) {
@@ -106,16 +206,50 @@ int nx_state_load(nx_exec_t *ex, nx_state_key_t *k, nx_jsval_t *out) {
     return NX_RC_OK;
   }
   if (!k->loaded) {
-    nx_path_t path;
-    char err[300];
+    nx_mp_decoder_t *dec;
     nx_mp_status_t st;
-    nx_path_set(&path, "stateSnapshot");
-    nx_path_key(&path, k->name, k->len);
-    st = nx_mp_decode(sb, k->orig, &k->value, &path, err, sizeof err);
-    if (st == NX_MP_UNCROSSABLE) nx_failure_throw(sb, NX_E_EXECUTION_ERROR, 1, err);
+    if (!k->checked && big_container(k->orig, k->orig_len)) {
+      /* Validated item by item as the handler reaches them (lazy.h). */
+      dec = nx_mem_alloc(&ex->seg, sizeof *dec);
+      if (dec == NULL) {
+        Q(JS_ThrowOutOfMemory)(&sb->inst, sb->ctx);
+        return NX_RC_GUEST;
+      }
+      nx_mp_decoder_init(dec, sb, "stateSnapshot");
+      nx_path_key(&dec->path, k->name, k->len);
+      nx_lazy_decoder(ex, dec);
+      st = nx_lazy_root(ex, dec, k->orig, k->orig + k->orig_len, k->item_offsets, k->nitem_offsets,
+                        &k->value);
+      if (st == NX_MP_UNCROSSABLE) nx_failure_throw(sb, NX_E_EXECUTION_ERROR, 1, dec->err);
+      if (st == NX_MP_NOMEM) Q(JS_ThrowOutOfMemory)(&sb->inst, sb->ctx);
+      nx_mem_free(&ex->seg, dec);
+      if (st != NX_MP_OK) return NX_RC_GUEST;
+      k->checked = k->loaded = 1;
+      goto loaded;
+    }
+    if (!k->checked) {
+      if (nx_mp_validate(k->orig, k->orig_len, NX_LIMIT_HOST_DEPTH - 2) != 0) {
+        nx_failure_fatal(sb, NX_E_INTERNAL_ERROR, NX_STATE_MALFORMED);
+        return NX_RC_GUEST;
+      }
+      k->checked = 1;
+    }
+    dec = nx_mem_alloc(&ex->seg, sizeof *dec);
+    if (dec == NULL) {
+      Q(JS_ThrowOutOfMemory)(&sb->inst, sb->ctx);
+      return NX_RC_GUEST;
+    }
+    nx_mp_decoder_init(dec, sb, "stateSnapshot");
+    nx_path_key(&dec->path, k->name, k->len);
+    nx_lazy_decoder(ex, dec);
+    st = nx_mp_decode_last(dec, k->orig, &k->value);
+    if (st == NX_MP_UNCROSSABLE) nx_failure_throw(sb, NX_E_EXECUTION_ERROR, 1, dec->err);
+    if (st == NX_MP_NOMEM) Q(JS_ThrowOutOfMemory)(&sb->inst, sb->ctx);
+    nx_mem_free(&ex->seg, dec);
     if (st != NX_MP_OK) return NX_RC_GUEST;
     k->loaded = 1;
   }
+loaded:
   k->read = 1;
   *out = nx_sandbox_dup_value(sb, k->value);
   return NX_RC_OK;
@@ -152,33 +286,12 @@ static int wanted(const nx_state_key_t *k) {
   return k->read && k->loaded && nx_jsval_tag(k->value) == NX_TAG_OBJECT;
 }
 
-static int count_bytes(void *data, const char *p, size_t n) {
-  (void)p;
-  *(size_t *)data += n;
-  return 0;
-}
-
-/* Size of a snapshot value's MessagePack, as msgpack-c writes it. */
-static size_t object_size(const msgpack_object *o) {
-  size_t n = 0;
-  msgpack_packer pk;
-  msgpack_packer_init(&pk, &n, count_bytes);
-  msgpack_pack_object(&pk, *o);
-  return n;
-}
-
 /* Is the encoded value what the host last saw for this key? */
 static int same_as_base(const nx_state_key_t *k, const char *bytes, size_t len) {
-  msgpack_unpacked now;
-  size_t off = 0;
-  int same;
   if (k->has_base) return k->base && k->base_len == len && memcmp(k->base, bytes, len) == 0;
-  if (k->orig == NULL) return 0;
-  msgpack_unpacked_init(&now);
-  same = msgpack_unpack_next(&now, bytes, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-         nx_mp_equal(&now.data, k->orig);
-  msgpack_unpacked_destroy(&now);
-  return same;
+  /* A read value was loaded, so its bytes passed the validator. */
+  if (k->orig == NULL || len == 0) return 0;
+  return nx_mp_equal((const uint8_t *)bytes, k->orig);
 }
 
 /* Position of key i in the mutation list if it turns out to be an
@@ -226,10 +339,17 @@ static int snapshot_key(nx_exec_t *ex, uint32_t i) {
     nx_buf_init(&tmp, &ex->mem, &ex->budget);
   } else {
     uint64_t left = ex->budget.limit - ex->budget.used;
-    uint64_t base = k->has_base ? k->base_len : k->orig ? object_size(k->orig) : 0;
+    uint64_t base = k->has_base ? k->base_len : k->orig ? k->orig_len : 0;
     own.limit = (left > base ? left : base) + 1;
     snprintf(path, sizeof path, "stateMutations[%u].value", inplace_index(&ex->state, i));
     nx_buf_init(&tmp, &ex->mem, &own);
+  }
+  /* A large container read lazily changed only if an item the handler
+   * fetched did: that check costs what the handler touched. */
+  if (!changed && !k->has_base && nx_lazy_unchanged(ex, k->value)) {
+    if (tmp.budget == &own) tmp.budget = NULL;
+    nx_buf_free(&tmp);
+    return NX_RC_OK;
   }
   v = nx_sandbox_dup_value(sb, k->value);
   rc = nx_result_encode(ex, v, &tmp, path); /* may run guest code */

@@ -6,7 +6,6 @@
 #ifndef NX_STATE_H
 #define NX_STATE_H
 
-#include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,8 +17,14 @@ typedef struct nx_exec_s nx_exec_t;
 typedef struct {
   const char *name; /* in the context, or the execution's memory */
   uint32_t len;
-  const msgpack_object *orig; /* the host's value, or NULL */
-  nx_jsval_t value;           /* guest value once loaded or set */
+  const uint8_t *orig; /* the host's value (MessagePack), or NULL */
+  uint32_t orig_len;
+  uint8_t checked; /* orig passed the validator */
+  /* From createState, for a large array or map: where each item starts,
+   * as little-endian u32 offsets into orig (lib/state.js). */
+  const uint8_t *item_offsets;
+  uint32_t nitem_offsets;
+  nx_jsval_t value; /* guest value once loaded or set */
   uint8_t loaded, read, deleted;
   int32_t change;   /* position in the change order, or -1 */
   uint32_t version; /* bumped by every write and delete */
@@ -35,7 +40,15 @@ typedef struct {
 } nx_state_key_t;
 
 typedef struct {
-  const msgpack_object *snapshot; /* the context's stateSnapshot map, or NULL */
+  /* The context's stateSnapshot map, not validated yet: only the values a
+   * handler reads are. The optional index (from runtime.createState) gives
+   * each key's offsets, so even the keys need not be walked. */
+  const uint8_t *snapshot;
+  size_t snapshot_len;
+  const uint8_t *offsets;
+  size_t offsets_len;
+  const uint8_t *items; /* per key: u32 count, then that many item offsets */
+  size_t items_len;
   nx_state_key_t *keys;
   uint32_t nkeys, cap;
   uint32_t *index; /* open addressing over keys, position + 1 */
@@ -43,7 +56,11 @@ typedef struct {
   uint32_t nchanges;
 } nx_state_t;
 
-/* Builds the table on first use. 0 or NX_RC_NOMEM. */
+/* What a malformed stateSnapshot (bytes or offsets) is reported as. */
+#define NX_STATE_MALFORMED "context.stateSnapshot is not a valid MessagePack map"
+
+/* Builds the table on first use. 0, NX_RC_NOMEM, or NX_RC_INVALID when
+ * the snapshot is malformed. */
 int nx_state_prepare(nx_exec_t *ex);
 nx_state_key_t *nx_state_find(nx_exec_t *ex, const char *name, size_t len);
 /* A new key the handler writes; NULL when memory ran out. */

@@ -1,10 +1,12 @@
 /* libFuzzer harness: MessagePack from the host into guest values and back
  * (src/mpack.c). The input is untrusted MessagePack, as a context or a
  * resume payload would be:
- *   1. nx_mp_validate() decides whether it may reach msgpack-c; what it
- *      accepts must be well-formed (checked by an independent reader) and
- *      readable by msgpack_unpack_next() to the last byte;
- *   2. nx_mp_decode() turns the tree into a guest value and the strict
+ *   1. nx_mp_validate() decides whether it may be read at all; what it
+ *      accepts must be well-formed (checked by an independent reader),
+ *      readable by msgpack_unpack_next() to the last byte (the capabilities
+ *      and registry still go through msgpack-c), and stepped over by
+ *      nx_mp_skip() to the last byte;
+ *   2. nx_mp_decode() turns the bytes into a guest value and the strict
  *      encoder turns that back into MessagePack, which must be well-formed,
  *      within the validator's limits, and a fixed point: decoding and
  *      encoding it again gives the same bytes.
@@ -56,15 +58,16 @@ static void drop_exception(void) {
 }
 
 /* Runs guest code: the caller holds the trap guard. */
-static void decode_encode(const msgpack_object *o, nx_buf_t *out, trip_t *t) {
+static void decode_encode(const uint8_t *bytes, nx_buf_t *out, trip_t *t) {
   nx_mp_encoder_t enc;
-  nx_path_t path;
+  nx_mp_decoder_t dec;
   nx_jsval_t v;
 
-  nx_path_set(&path, "value");
+  nx_mp_decoder_init(&dec, sb, "value");
   t->err[0] = 0;
   t->encoded = NX_MP_OK;
-  t->decoded = nx_mp_decode(sb, o, &v, &path, t->err, sizeof t->err);
+  t->decoded = nx_mp_decode_last(&dec, bytes, &v);
+  if (t->decoded != NX_MP_OK) snprintf(t->err, sizeof t->err, "%s", dec.err);
   if (t->decoded != NX_MP_OK) {
     if (t->decoded == NX_MP_GUEST) drop_exception();
     return;
@@ -78,11 +81,11 @@ static void decode_encode(const msgpack_object *o, nx_buf_t *out, trip_t *t) {
 
 /* Decoding and encoding plain data must never trap: there is no handler
  * code here, only the host driving QuickJS's API. */
-static void round_trip(const msgpack_object *o, nx_buf_t *out, trip_t *t) {
+static void round_trip(const uint8_t *bytes, nx_buf_t *out, trip_t *t) {
   nx_wasm_guard_t guard;
   int trap = NX_WASM_TRY(&guard);
   if (trap != 0) fz_fail("the sandbox trapped: %s", nx_wasm_trap_name(trap));
-  decode_encode(o, out, t);
+  decode_encode(bytes, out, t);
   nx_wasm_leave(&guard);
 }
 
@@ -108,7 +111,6 @@ static void unpack_all(msgpack_unpacked *msg, const char *bytes, size_t len, con
 
 /* The first encoding must decode and encode to exactly itself. */
 static void check_fixed_point(const nx_buf_t *first, nx_budget_t *budget, nx_mem_t *mem) {
-  msgpack_unpacked again;
   nx_buf_t second;
   trip_t t;
 
@@ -116,19 +118,18 @@ static void check_fixed_point(const nx_buf_t *first, nx_budget_t *budget, nx_mem
     fz_fail("the encoder wrote malformed MessagePack (%zu bytes)", first->size);
   if (nx_mp_validate((const uint8_t *)first->data, first->size, MAX_DEPTH) != 0)
     fz_fail("the encoder's output fails nx_mp_validate");
-  msgpack_unpacked_init(&again);
-  unpack_all(&again, first->data, first->size, "the encoder's output");
+  if (!nx_mp_equal((const uint8_t *)first->data, (const uint8_t *)first->data))
+    fz_fail("nx_mp_equal(x, x) is false for the encoder's output");
   nx_buf_init(&second, mem, budget);
-  round_trip(&again.data, &second, &t);
+  round_trip((const uint8_t *)first->data, &second, &t);
   if (t.decoded != NX_MP_OK || t.encoded != NX_MP_OK)
     fz_fail("re-decoding the encoder's output failed (%d/%d): %s", (int)t.decoded, (int)t.encoded,
             t.err);
   if (second.size != first->size || memcmp(second.data, first->data, first->size) != 0)
     fz_fail("encode(decode(x)) is not a fixed point: %zu then %zu bytes", first->size, second.size);
-  msgpack_unpacked_destroy(&again);
 }
 
-static void fuzz_value(const msgpack_object *o, size_t input_len) {
+static void fuzz_value(const uint8_t *bytes, size_t input_len) {
   nx_mem_t mem;
   /* Generous: encoding plain data never grows it much (a lone byte of bad
    * UTF-8 becomes the 3 bytes of U+FFFD). */
@@ -138,7 +139,7 @@ static void fuzz_value(const msgpack_object *o, size_t input_len) {
 
   nx_mem_init(&mem);
   nx_buf_init(&out, &mem, &budget);
-  round_trip(o, &out, &t);
+  round_trip(bytes, &out, &t);
   check_trip(&t);
   if (t.decoded == NX_MP_OK && t.encoded == NX_MP_OK) check_fixed_point(&out, &budget, &mem);
   nx_mem_release(&mem);
@@ -151,9 +152,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!fz_mp_wellformed(data, size)) fz_fail("nx_mp_validate accepted malformed MessagePack");
   msgpack_unpacked_init(&msg);
   unpack_all(&msg, (const char *)data, size, "bytes nx_mp_validate accepted");
-  if (!nx_mp_equal(&msg.data, &msg.data)) fz_fail("nx_mp_equal(x, x) is false");
-  fuzz_value(&msg.data, size);
   msgpack_unpacked_destroy(&msg);
+  if (nx_mp_skip(data) != data + size) fz_fail("nx_mp_skip disagrees with nx_mp_validate");
+  if (nx_mp_validate_one(data, size, MAX_DEPTH) != size) fz_fail("nx_mp_validate_one disagrees");
+  if (!nx_mp_equal(data, data)) fz_fail("nx_mp_equal(x, x) is false");
+  fuzz_value(data, size);
   if (nx_snap_reset(snap, sb) != 0) fz_fail("nx_snap_reset failed");
   return 0;
 }
