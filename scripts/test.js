@@ -27,6 +27,7 @@ const SEMANTIC = [
   'test/limits.test.js',
   'test/isolation.test.js',
   'test/bytecode.test.js',
+  'test/state.test.js',
   ...glob('test/security'),
 ];
 
