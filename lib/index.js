@@ -1,11 +1,13 @@
 'use strict';
-// Package entry: argument checking and MessagePack on the host side; all
-// execution happens in the native module (src/).
+// Package entry: argument checking, MessagePack and the stripping of
+// TypeScript's types on the host side; all execution happens in the native
+// module (src/).
 const os = require('os');
 const { Packr } = require('msgpackr');
 const native = require('./native');
 const { checkCrossable } = require('./values');
 const { inferCapabilities } = require('./infer');
+const { languageOf, strip, engineLocation } = require('./typescript');
 const { WasmSandboxExecutor } = require('./executor');
 const errors = require('./errors');
 
@@ -122,9 +124,23 @@ function validateTimeout(timeoutMs) {
   return timeoutMs;
 }
 
+const MODE_SOURCE = 0;
 const MODE_BYTECODE = 1;
 const MODE_COMPILE = 2;
 const EMPTY_CONTEXT = Buffer.alloc(0);
+
+// What the native side needs besides a source written in `language`:
+// nothing for JavaScript; for TypeScript the language's index and the
+// source with its types stripped (positions kept), or why it could not be
+// stripped and where, as the engine counts (line, column in UTF-8 bytes).
+function languageArgs(code, language) {
+  if (language === 'js') return [];
+  const stripped = strip(code);
+  const index = contract.languages.indexOf(language);
+  if (stripped.engineJs !== undefined) return [index, stripped.engineJs];
+  const at = stripped.offset === null ? { line: 0, column: 0 } : engineLocation(code, stripped.offset);
+  return [index, { message: `SyntaxError: ${stripped.message}`, line: at.line, column: at.column }];
+}
 
 function encodeAnswer(value, where) {
   try {
@@ -165,26 +181,33 @@ class NexusRuntime {
     return this.#config;
   }
 
-  inferCapabilities(code) {
-    return inferCapabilities(code);
+  inferCapabilities(code, options) {
+    return inferCapabilities(code, options);
   }
 
-  async executeHandler(code, context, timeoutMs) {
+  // options: { language: 'js' | 'ts' }, default 'js'.
+  async executeHandler(code, context, timeoutMs, options) {
     if (this.#shutdown) throw shutDownError();
     if (typeof code !== 'string') throw new TypeError('handler code must be a string');
     const ctx = validateContext(context);
     const timeout = validateTimeout(timeoutMs);
+    const language = languageOf(options);
     const encoded = packr.pack(ctx);
-    const result = await this.#native.execute(code, encoded, timeout);
+    const tail = languageArgs(code, language);
+    const result = await (tail.length
+      ? this.#native.execute(code, encoded, timeout, MODE_SOURCE, ...tail)
+      : this.#native.execute(code, encoded, timeout));
     return packr.unpack(result);
   }
 
   // Compiles once, in a sandbox; the buffer (header + QuickJS bytecode) runs
   // with executeCompiledHandler() in any runtime of the same engine build.
-  async precompileHandler(code) {
+  async precompileHandler(code, options) {
     if (this.#shutdown) throw shutDownError();
     if (typeof code !== 'string') throw new TypeError('handler code must be a string');
-    const result = packr.unpack(await this.#native.execute(code, EMPTY_CONTEXT, 0, MODE_COMPILE));
+    const language = languageOf(options);
+    const tail = languageArgs(code, language);
+    const result = packr.unpack(await this.#native.execute(code, EMPTY_CONTEXT, 0, MODE_COMPILE, ...tail));
     if (result.status !== 'success') throw errors.errorFromResult(result.error);
     return new Uint8Array(result.returnValue.buffer, result.returnValue.byteOffset, result.returnValue.byteLength);
   }

@@ -288,11 +288,15 @@ fail:
   return NULL;
 }
 
-/* execute(handler, context: Buffer, timeoutMs: number, mode?: number) -> Promise<Buffer>
+/* execute(handler, context: Buffer, timeoutMs: number, mode?: number,
+ *         language?: number, ts?: string | { message, line, column }) -> Promise<Buffer>
  * mode 0 (default): handler is source; 1: a precompiled Uint8Array;
- * 2: compile only (context ignored): the result's returnValue is bytecode. */
+ * 2: compile only (context ignored): the result's returnValue is bytecode.
+ * language: the source's, an index into the contract's languages (0: js);
+ * for TypeScript `ts` is the source with its types stripped, or why they
+ * could not be (see nx_args_lang). */
 static napi_value addon_execute(napi_env env, napi_callback_info info) {
-  NX_ARGV(4);
+  NX_ARGV(6);
   napi_value promise;
   napi_valuetype t = napi_undefined;
   nx_job_t *job = NULL;
@@ -309,8 +313,15 @@ static napi_value addon_execute(napi_env env, napi_callback_info info) {
   if (napi_get_value_double(env, argv[2], &timeout) != napi_ok) timeout = -1;
   NX_ASSERT(timeout >= 0 && timeout <= NX_LIMIT_TIMEOUT_MS, range,
             "execute(code, context, timeoutMs): timeoutMs out of range");
+  NX_ASSERT(mode != 1 || argc < 5, type, "execute: precompiled bytecode has no language");
   job = calloc(1, sizeof *job);
   if (job == NULL) goto oom;
+  rc = nx_args_lang(env, argc >= 5 ? argv[4] : NULL, argc >= 6 ? argv[5] : NULL, &job->lang);
+  if (rc == -2) goto oom;
+  if (rc != 0) {
+    nx_job_free(job);
+    return NULL;
+  }
   job->mode = (nx_exec_mode_t)mode;
   job->timeout_ms = (uint32_t)timeout;
   rc = nx_args_bytes(env, argv[1], &job->context, &job->context_len);
