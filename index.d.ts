@@ -236,6 +236,19 @@ export type BatchItem =
   | { code: string; bytecode?: undefined; context: WasmContext; timeoutMs?: number }
   | { bytecode: Uint8Array; code?: undefined; context: WasmContext; timeoutMs?: number };
 
+/** The language of a handler's source. */
+export type HandlerLanguage = 'js' | 'ts';
+
+/**
+ * `language`: 'js' (default) or 'ts'. TypeScript's types are stripped on the host (amaro,
+ * strip-only mode) with every position kept: error locations and snippets point into the
+ * TypeScript. Syntax strip-only mode cannot handle (enum, namespace with values, parameter
+ * properties) is a `COMPILATION_ERROR` with its location.
+ */
+export interface SourceOptions {
+  language?: HandlerLanguage;
+}
+
 export class NexusRuntime {
   constructor(config?: RuntimeConfig);
   readonly config: Readonly<ResolvedConfig>;
@@ -243,15 +256,16 @@ export class NexusRuntime {
    * Runs `code`, the body of an async function. `timeoutMs`: run-time limit, 0 or omitted for
    * `config.defaultTimeoutMs`. Rejects with TypeError/RangeError for bad arguments, with
    * `code: 'SHUT_DOWN'` after shutdown(); a failing handler resolves with `status: 'error'`.
+   * The compile cache keys on the language and the source as given.
    */
-  executeHandler(code: string, context: WasmContext, timeoutMs?: number): Promise<WasmResult>;
+  executeHandler(code: string, context: WasmContext, timeoutMs?: number, options?: SourceOptions): Promise<WasmResult>;
   /**
    * Compiles `code` once, in a sandbox, without running it: a header (engine build, digests) plus
    * QuickJS bytecode, runnable with executeCompiledHandler() by any runtime of the same engine build.
    * Rejects with an Error carrying `code: 'COMPILATION_ERROR'`, `location` and `snippet` for code that
    * does not compile, `code: 'SHUT_DOWN'` after shutdown().
    */
-  precompileHandler(code: string): Promise<Uint8Array>;
+  precompileHandler(code: string, options?: SourceOptions): Promise<Uint8Array>;
   /**
    * Runs a precompiled handler like executeHandler() runs source (`metrics.cacheHit` is true). A buffer
    * whose header does not match this engine build, or is damaged, gives an `INVALID_HANDLER` result.
@@ -300,7 +314,7 @@ export class NexusRuntime {
    * 'COMPILATION_ERROR'`, `location` and `snippet` for code that does not
    * parse, a TypeError if `code` is not a string.
    */
-  inferCapabilities(code: string): string[];
+  inferCapabilities(code: string, options?: SourceOptions): string[];
 }
 
 interface ExecuteOptionsBase {
@@ -341,8 +355,8 @@ interface ExecuteOptionsBase {
 
 /** Exactly one of `code` and `bytecode`; `bytecode` needs explicit `capabilities` (there is no source to infer them from). */
 export type ExecuteOptions =
-  | (ExecuteOptionsBase & { code: string; bytecode?: undefined })
-  | (ExecuteOptionsBase & { bytecode: Uint8Array; code?: undefined; capabilities: CapabilityToken[] | string[] });
+  | (ExecuteOptionsBase & { code: string; language?: HandlerLanguage; bytecode?: undefined })
+  | (ExecuteOptionsBase & { bytecode: Uint8Array; code?: undefined; language?: undefined; capabilities: CapabilityToken[] | string[] });
 
 /** Drives executions through suspend/resume: applies effects to the host state, performs the extension calls, resumes. */
 export class WasmSandboxExecutor {
@@ -414,4 +428,4 @@ export class AbortError extends NexusError {
 export function errorFromResult(error: WasmError | undefined, extras?: NexusErrorDetails): NexusError;
 
 export function validateConfig(config?: RuntimeConfig): Readonly<ResolvedConfig>;
-export function inferCapabilities(code: string): string[];
+export function inferCapabilities(code: string, options?: SourceOptions): string[];

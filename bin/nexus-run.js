@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 'use strict';
 // nexus-run FILE [--state JSON] [--args JSON] [--scope JSON] [--caps LIST]
-//                [--timeout MS] [--ext MODULE] [--precompiled] [--json]
+//                [--timeout MS] [--ext MODULE] [--precompiled] [--language js|ts]
+//                [--json]
 // Runs one handler file in a sandbox and prints what it did. With --ext, the
 // handler's extension calls are answered by MODULE's objects through
-// WasmSandboxExecutor, and every step of suspend/resume is printed.
+// WasmSandboxExecutor, and every step of suspend/resume is printed. A .ts,
+// .mts or .cts file is TypeScript unless --language says otherwise.
 const fs = require('fs');
 const path = require('path');
 const util = require('util');
@@ -13,10 +15,12 @@ const { NexusRuntime, WasmSandboxExecutor, NexusError } = require('..');
 const { buildRegistry } = require('../lib/executor');
 
 const ALL_CAPS = ['state:read:*', 'state:write:*', 'events:emit:*', 'view:update:*', 'ext:*'];
+const LANGUAGES = require('../src/contract').languages;
+const TS_EXTENSIONS = ['.ts', '.mts', '.cts'];
 
 const USAGE = `usage: nexus-run FILE [--state JSON] [--args JSON] [--scope JSON]
                   [--caps TOKEN,TOKEN,...] [--timeout MS] [--ext MODULE]
-                  [--precompiled] [--json]
+                  [--precompiled] [--language js|ts] [--json]
   --caps defaults to granting everything (state:read:*, state:write:*,
   events:emit:*, view:update:*, ext:*).
   --ext MODULE   a CommonJS file exporting { extName: { method() {...} } }:
@@ -24,11 +28,13 @@ const USAGE = `usage: nexus-run FILE [--state JSON] [--args JSON] [--scope JSON]
                  answered by it (suspend, call, resume), each step printed.
   --precompiled  precompile the handler to bytecode first, then run that.
   --timeout MS   run-time limit of each sandbox segment (0: the default).
+  --language L   js or ts; default: ts for a .ts, .mts or .cts FILE, else js.
   --json         print only the final result as JSON.`;
 
 function parse(argv) {
   const opts = {
     state: {}, args: {}, scope: {}, caps: null, timeout: 0, json: false, file: null, ext: null, precompiled: false,
+    language: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -51,6 +57,10 @@ function parse(argv) {
     else if (a === '--timeout') opts.timeout = Number(next());
     else if (a === '--ext') opts.ext = next();
     else if (a === '--precompiled') opts.precompiled = true;
+    else if (a === '--language') {
+      opts.language = next();
+      if (!LANGUAGES.includes(opts.language)) throw new Error(`--language must be one of ${LANGUAGES.join(', ')}, got ${opts.language}`);
+    }
     else if (a === '--json') opts.json = true;
     else if (a === '-h' || a === '--help') opts.help = true;
     else if (a.startsWith('-')) throw new Error(`unknown option ${a}`);
@@ -58,6 +68,7 @@ function parse(argv) {
     else throw new Error(`unexpected argument ${a}`);
   }
   if (!opts.help && opts.file === null) throw new Error('missing FILE');
+  if (opts.file !== null) opts.language ??= TS_EXTENSIONS.includes(path.extname(opts.file).toLowerCase()) ? 'ts' : 'js';
   return opts;
 }
 
@@ -93,9 +104,11 @@ function effectLines(r, out) {
   section('logs', r.logs, (l) => `[${l.level}] ${l.message}`);
 }
 
-function print(file, result, bytecode) {
+const handlerLine = (opts) => `handler  ${opts.file}${opts.language === 'ts' ? ' (TypeScript)' : ''}`;
+
+function print(opts, result, bytecode) {
   const out = [];
-  out.push(`handler  ${file}`);
+  out.push(handlerLine(opts));
   if (bytecode) out.push(`bytecode ${bytecode.bytes} bytes, precompiled in ${bytecode.us} µs`);
   out.push(`status   ${result.status}`);
   if (result.status === 'success') out.push(`returned ${show(result.returnValue)}`);
@@ -115,9 +128,9 @@ function compileFailure(err) {
   return { status: 'error', stateMutations: [], events: [], viewCommands: [], logs: [], error, metrics: null };
 }
 
-async function precompile(rt, code) {
+async function precompile(rt, code, language) {
   const t0 = performance.now();
-  const bytecode = await rt.precompileHandler(code);
+  const bytecode = await rt.precompileHandler(code, { language });
   return { bytecode, bytes: bytecode.byteLength, us: Math.round((performance.now() - t0) * 1000) };
 }
 
@@ -139,15 +152,15 @@ async function runPlain(opts, code) {
     let compiled = null;
     if (opts.precompiled) {
       try {
-        compiled = await precompile(rt, code);
+        compiled = await precompile(rt, code, opts.language);
         result = await rt.executeCompiledHandler(compiled.bytecode, context, opts.timeout);
       } catch (err) {
         result = compileFailure(err);
       }
     } else {
-      result = await rt.executeHandler(code, context, opts.timeout);
+      result = await rt.executeHandler(code, context, opts.timeout, { language: opts.language });
     }
-    console.log(opts.json ? JSON.stringify(result, null, 2) : print(opts.file, result, compiled));
+    console.log(opts.json ? JSON.stringify(result, null, 2) : print(opts, result, compiled));
     return result.status === 'success' ? 0 : 1;
   } finally {
     await rt.shutdown();
@@ -237,8 +250,8 @@ class TracingRuntime extends NexusRuntime {
     return result;
   }
 
-  async executeHandler(code, context, timeoutMs) {
-    return this.#seen(await super.executeHandler(code, context, timeoutMs));
+  async executeHandler(code, context, timeoutMs, options) {
+    return this.#seen(await super.executeHandler(code, context, timeoutMs, options));
   }
 
   async executeCompiledHandler(bytecode, context, timeoutMs) {
@@ -292,18 +305,18 @@ async function runWithExtensions(opts, code, extensions) {
   let error = null;
   try {
     if (!opts.json) {
-      console.log(`handler  ${opts.file}`);
+      console.log(handlerLine(opts));
       console.log(`ext      ${opts.ext}: ${Object.entries(buildRegistry(extensions)).map(([n, ms]) => ms.map((m) => `${n}.${m}`).join(', ')).join(', ')}`);
       console.log(`state    ${show1(state)}   (host state before)`);
     }
     trace.t0 = performance.now();
     if (opts.precompiled) {
       try {
-        compiled = await precompile(rt, code);
+        compiled = await precompile(rt, code, opts.language);
       } catch (err) {
         const failure = compileFailure(err);
         if (opts.json) console.log(JSON.stringify(failure, null, 2));
-        else console.log(print(opts.file, failure).split('\n').slice(1).join('\n'));
+        else console.log(print(opts, failure).split('\n').slice(1).join('\n'));
         return 1;
       }
       trace.step('compile', `${compiled.bytes} bytes of bytecode in ${compiled.us} µs`);
@@ -311,7 +324,7 @@ async function runWithExtensions(opts, code, extensions) {
     const executor = new WasmSandboxExecutor(rt);
     try {
       returnValue = await executor.execute({
-        ...(compiled ? { bytecode: compiled.bytecode } : { code }),
+        ...(compiled ? { bytecode: compiled.bytecode } : { code, language: opts.language }),
         panelId: 'cli',
         handlerName: opts.file,
         state,

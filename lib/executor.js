@@ -8,6 +8,7 @@
 
 const { isNativeError } = require('util').types;
 const { checkCrossable } = require('./values');
+const { languageOf } = require('./typescript');
 const { NexusState } = require('./state');
 
 const isNexusState = (s) => s instanceof NexusState;
@@ -16,6 +17,7 @@ const { AbortError, TimeoutError, InternalError, errorFromResult } = require('./
 const CALLBACKS = ['onMutations', 'onEvents', 'onViewCommands', 'onLogs'];
 const OPTIONS = new Set([
   'code',
+  'language',
   'bytecode',
   'panelId',
   'handlerName',
@@ -47,6 +49,10 @@ function validateOptions(options) {
   if (hasCode === hasBytecode) throw new TypeError('execute() needs exactly one of options.code and options.bytecode');
   if (hasCode && typeof o.code !== 'string') throw new TypeError('options.code must be a string');
   if (hasBytecode && !(o.bytecode instanceof Uint8Array)) throw new TypeError('options.bytecode must be a Uint8Array');
+  if (o.language !== undefined && hasBytecode) {
+    throw new TypeError('options.language goes with options.code (bytecode was compiled from its language already)');
+  }
+  o.language = languageOf({ language: o.language });
   for (const key of ['panelId', 'handlerName']) {
     if (typeof o[key] !== 'string') throw new TypeError(`options.${key} must be a string`);
   }
@@ -116,9 +122,9 @@ function buildRegistry(extensions) {
 
 // The permissive fallback: without explicit capabilities the handler gets
 // every token its source visibly uses (inferCapabilities), nothing else.
-function inferCapabilities(runtime, code) {
+function inferCapabilities(runtime, code, language) {
   try {
-    return runtime.inferCapabilities(code);
+    return runtime.inferCapabilities(code, { language });
   } catch (err) {
     if (!HANDLER_ERROR_CODES.has(err?.code)) throw err;
     // Not err.stack: that is the host's stack, not frames of the handler.
@@ -276,7 +282,7 @@ class WasmSandboxExecutor {
     const o = validateOptions(options);
     if (o.signal?.aborted) throw new AbortError(undefined, { cause: o.signal.reason });
     const extensionRegistry = buildRegistry(o.extensions);
-    const capabilities = o.capabilities ?? inferCapabilities(this.#runtime, o.code);
+    const capabilities = o.capabilities ?? inferCapabilities(this.#runtime, o.code, o.language);
     const context = {
       panelId: o.panelId,
       handlerName: o.handlerName,
@@ -302,7 +308,7 @@ class WasmSandboxExecutor {
     let result;
     try {
       result = await (o.code !== undefined
-        ? rt.executeHandler(o.code, context, o.runTimeoutMs)
+        ? rt.executeHandler(o.code, context, o.runTimeoutMs, { language: o.language })
         : rt.executeCompiledHandler(o.bytecode, context, o.runTimeoutMs));
     } catch (err) {
       throw stop.error ?? err;

@@ -1,12 +1,14 @@
 'use strict';
-// Package entry: argument checking and MessagePack on the host side; all
-// execution happens in the native module (src/).
+// Package entry: argument checking, MessagePack and the stripping of
+// TypeScript's types on the host side; all execution happens in the native
+// module (src/).
 const os = require('os');
 const { Packr } = require('msgpackr');
 const native = require('./native');
 const { checkCrossable } = require('./values');
 const { NexusState } = require('./state');
 const { inferCapabilities } = require('./infer');
+const { languageOf, strip, engineLocation } = require('./typescript');
 const { WasmSandboxExecutor } = require('./executor');
 const errors = require('./errors');
 
@@ -154,9 +156,24 @@ function encodeContext(ctx) {
   return Buffer.concat([head, STATE_INDEX_KEY, bin32(index.length), index, STATE_ITEMS_KEY, bin32(items.length), items, STATE_KEY, bytes]);
 }
 
+
+const MODE_SOURCE = 0;
 const MODE_BYTECODE = 1;
 const MODE_COMPILE = 2;
 const EMPTY_CONTEXT = Buffer.alloc(0);
+
+// What the native side needs besides a source written in `language`:
+// nothing for JavaScript; for TypeScript the language's index and the
+// source with its types stripped (positions kept), or why it could not be
+// stripped and where, as the engine counts (line, column in UTF-8 bytes).
+function languageArgs(code, language) {
+  if (language === 'js') return [];
+  const stripped = strip(code);
+  const index = contract.languages.indexOf(language);
+  if (stripped.engineJs !== undefined) return [index, stripped.engineJs];
+  const at = stripped.offset === null ? { line: 0, column: 0 } : engineLocation(code, stripped.offset);
+  return [index, { message: `SyntaxError: ${stripped.message}`, line: at.line, column: at.column }];
+}
 
 function encodeAnswer(value, where) {
   try {
@@ -203,25 +220,33 @@ class NexusRuntime {
     return new NexusState(packr, values);
   }
 
-  inferCapabilities(code) {
-    return inferCapabilities(code);
+  inferCapabilities(code, options) {
+    return inferCapabilities(code, options);
   }
 
-  async executeHandler(code, context, timeoutMs) {
+  // options: { language: 'js' | 'ts' }, default 'js'.
+  async executeHandler(code, context, timeoutMs, options) {
     if (this.#shutdown) throw shutDownError();
     if (typeof code !== 'string') throw new TypeError('handler code must be a string');
     const ctx = validateContext(context);
     const timeout = validateTimeout(timeoutMs);
-    const result = await this.#native.execute(code, encodeContext(ctx), timeout);
+    const language = languageOf(options);
+    const encoded = encodeContext(ctx);
+    const tail = languageArgs(code, language);
+    const result = await (tail.length
+      ? this.#native.execute(code, encoded, timeout, MODE_SOURCE, ...tail)
+      : this.#native.execute(code, encoded, timeout));
     return packr.unpack(result);
   }
 
   // Compiles once, in a sandbox; the buffer (header + QuickJS bytecode) runs
   // with executeCompiledHandler() in any runtime of the same engine build.
-  async precompileHandler(code) {
+  async precompileHandler(code, options) {
     if (this.#shutdown) throw shutDownError();
     if (typeof code !== 'string') throw new TypeError('handler code must be a string');
-    const result = packr.unpack(await this.#native.execute(code, EMPTY_CONTEXT, 0, MODE_COMPILE));
+    const language = languageOf(options);
+    const tail = languageArgs(code, language);
+    const result = packr.unpack(await this.#native.execute(code, EMPTY_CONTEXT, 0, MODE_COMPILE, ...tail));
     if (result.status !== 'success') throw errors.errorFromResult(result.error);
     return new Uint8Array(result.returnValue.buffer, result.returnValue.byteOffset, result.returnValue.byteLength);
   }
@@ -230,9 +255,10 @@ class NexusRuntime {
   // (an $ext call ends it with EXECUTION_ERROR). Same result, limits and
   // isolation as executeHandler; `handler` is source, or { bytecode } from
   // precompileHandler().
-  executeHandlerSync(handler, context, timeoutMs) {
+  executeHandlerSync(handler, context, timeoutMs, options) {
     if (this.#shutdown) throw shutDownError();
     let mode = 0;
+    const language = languageOf(options);
     const bytecode = handler !== null && typeof handler === 'object' ? handler.bytecode : undefined; // read once
     if (bytecode !== undefined) {
       if (!(bytecode instanceof Uint8Array)) throw new TypeError('handler.bytecode must be a Uint8Array');
@@ -243,7 +269,9 @@ class NexusRuntime {
     }
     const ctx = validateContext(context);
     const timeout = validateTimeout(timeoutMs);
-    return packr.unpack(this.#native.executeSync(handler, encodeContext(ctx), timeout, mode));
+    const tail = mode === MODE_BYTECODE ? [] : languageArgs(handler, language);
+    if (mode === MODE_BYTECODE && language !== 'js') throw new TypeError('options.language does not apply to { bytecode }');
+    return packr.unpack(this.#native.executeSync(handler, encodeContext(ctx), timeout, mode, ...tail));
   }
 
   // Several executions in one round trip to the workers: one hand-off each

@@ -2,9 +2,12 @@
 // inferCapabilities(code): the capability tokens a handler can need, found by
 // parsing it with acorn and walking the tree with a small scope analysis.
 // Anything it cannot pin to a literal name widens to that family's `*`.
+// TypeScript is stripped first (lib/typescript.js); positions are kept, so
+// errors point into the TypeScript.
 
 const acorn = require('acorn');
 const { handler: HANDLER } = require('../src/contract');
+const { languageOf, strip } = require('./typescript');
 
 // The runtime's own wrapper (src/contract.js), so that exactly the programs
 // it compiles parse here: `let $state` at the top level redeclares a
@@ -409,17 +412,24 @@ function snippet(code, offset) {
 
 // `offset` is in the handler's own source; a position in the wrapper's
 // suffix (code that ends too early) is reported at the end of the handler.
+// A null offset: no location.
 function compilationError(message, code, offset) {
-  const at = Math.max(0, Math.min(offset, code.length));
-  const { line, column } = acorn.getLineInfo(code, at);
   const err = new Error(`SyntaxError: ${message}`);
   err.code = 'COMPILATION_ERROR';
-  err.location = { line, column: column + 1 };
-  err.snippet = snippet(code, at);
+  err.location = null;
+  err.snippet = null;
+  if (offset !== null) {
+    const at = Math.max(0, Math.min(offset, code.length));
+    const { line, column } = acorn.getLineInfo(code, at);
+    err.location = { line, column: column + 1 };
+    err.snippet = snippet(code, at);
+  }
   return err;
 }
 
-function parseHandler(code) {
+// `shown` is what errors show: the TypeScript `code` was stripped from
+// (same positions), or `code` itself.
+function parseHandler(code, shown = code) {
   const source = PREFIX + code + SUFFIX;
   let program;
   try {
@@ -429,7 +439,7 @@ function parseHandler(code) {
     // acorn appends " (line:column)" in the wrapped source's coordinates.
     const suffix = err.loc ? ` (${err.loc.line}:${err.loc.column})` : '';
     const message = suffix && err.message.endsWith(suffix) ? err.message.slice(0, -suffix.length) : err.message;
-    throw compilationError(message, code, err.pos - PREFIX.length);
+    throw compilationError(message, shown, err.pos - PREFIX.length);
   }
   const stmt = program.body[0];
   const fn = stmt.expression;
@@ -440,7 +450,7 @@ function parseHandler(code) {
   // parse accepts; as a function body that `}` is a stray token.
   throw compilationError(
     "Unexpected token '}': handler code must be the body of a function (it closed the wrapper)",
-    code, wrapperEnd(stmt) - 1 - PREFIX.length);
+    shown, wrapperEnd(stmt) - 1 - PREFIX.length);
 }
 
 // End of the wrapper function inside a statement that goes on past it.
@@ -454,10 +464,17 @@ function wrapperEnd(stmt) {
   return end;
 }
 
-function inferCapabilities(code) {
+// options: { language: 'js' | 'ts' }, default 'js'.
+function inferCapabilities(code, options) {
   if (typeof code !== 'string') throw new TypeError('inferCapabilities(code): code must be a string');
+  let js = code;
+  if (languageOf(options) === 'ts') {
+    const stripped = strip(code);
+    if (stripped.js === undefined) throw compilationError(stripped.message, code, stripped.offset);
+    js = stripped.js;
+  }
   const walker = new Walker();
-  walker.handler(parseHandler(code));
+  walker.handler(parseHandler(js, code));
   return [...walker.tokens].sort();
 }
 

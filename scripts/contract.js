@@ -1,7 +1,7 @@
 'use strict';
 // Build step: writes contract.h, the C view of src/contract.js (the one
-// table of configuration ranges, limits, error codes, statuses and the
-// handler wrapper that lib/ reads too).
+// table of configuration ranges, limits, error codes, statuses, languages
+// and the handler wrapper that lib/ reads too).
 // Usage: contract.js OUT
 const fs = require('fs');
 const path = require('path');
@@ -32,6 +32,8 @@ for (const [name, value] of Object.entries(contract.limits)) {
 lines.push('', '/* X(NAME): the result error codes, in contract order (the enum starts at 1). */');
 lines.push('#define NX_ERROR_CODES(X) \\', ...contract.errorCodes.map((e) => `  X(${e}) \\`), '', '');
 lines.push('#define NX_STATUSES(X) \\', ...contract.statuses.map((s) => `  X(${upper(s)}, ${c(s)}) \\`), '', '');
+lines.push('/* X(NAME, name): handler languages, in contract order (the enum starts at 0). */');
+lines.push('#define NX_LANGUAGES(X) \\', ...contract.languages.map((l) => `  X(${upper(l)}, ${c(l)}) \\`), '', '');
 const h = contract.handler;
 lines.push(
   `#define NX_HANDLER_FILE ${c(h.file)}`,

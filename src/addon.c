@@ -341,9 +341,12 @@ fail:
 }
 
 /* The job an execute call describes: (handler, context: Buffer, timeoutMs,
- * mode?) where mode 0 (default) means handler is source, 1 a precompiled
- * Uint8Array, 2 compile only (context ignored; the result's returnValue is
- * the bytecode). NULL with an exception thrown. */
+ * mode?, language?, ts?) where mode 0 (default) means handler is source, 1
+ * a precompiled Uint8Array, 2 compile only (context ignored; the result's
+ * returnValue is the bytecode). language: the source's, an index into the
+ * contract's languages (0: js); for TypeScript `ts` is the source with its
+ * types stripped, or why they could not be (see nx_args_lang). NULL with an
+ * exception thrown. */
 static nx_job_t *read_job(napi_env env, size_t argc, napi_value *argv) {
   napi_valuetype t = napi_undefined;
   nx_job_t *job = NULL;
@@ -359,8 +362,15 @@ static nx_job_t *read_job(napi_env env, size_t argc, napi_value *argv) {
   if (napi_get_value_double(env, argv[2], &timeout) != napi_ok) timeout = -1;
   NX_ASSERT(timeout >= 0 && timeout <= NX_LIMIT_TIMEOUT_MS, range,
             "execute(code, context, timeoutMs): timeoutMs out of range");
+  NX_ASSERT(mode != 1 || argc < 5, type, "execute: precompiled bytecode has no language");
   job = calloc(1, sizeof *job);
   if (job == NULL) goto oom;
+  rc = nx_args_lang(env, argc >= 5 ? argv[4] : NULL, argc >= 6 ? argv[5] : NULL, &job->lang);
+  if (rc == -2) goto oom;
+  if (rc != 0) {
+    nx_job_free(job);
+    return NULL;
+  }
   job->mode = (nx_exec_mode_t)mode;
   job->timeout_ms = (uint32_t)timeout;
   rc = nx_args_bytes(env, argv[1], &job->context, &job->context_len);
@@ -387,9 +397,9 @@ fail:
   return NULL;
 }
 
-/* execute(handler, context, timeoutMs, mode?) -> Promise<Buffer> */
+/* execute(handler, context, timeoutMs, mode?, language?, ts?) -> Promise<Buffer> */
 static napi_value addon_execute(napi_env env, napi_callback_info info) {
-  NX_ARGV(4);
+  NX_ARGV(6);
   napi_value promise;
   nx_job_t *job;
 
@@ -448,10 +458,10 @@ thrown:
   return NULL;
 }
 
-/* executeSync(handler, context, timeoutMs, mode?) -> Buffer, on this
- * thread (sync.h). */
+/* executeSync(handler, context, timeoutMs, mode?, language?, ts?) -> Buffer,
+ * on this thread (sync.h). */
 static napi_value addon_execute_sync(napi_env env, napi_callback_info info) {
-  NX_ARGV(4);
+  NX_ARGV(6);
   napi_value buf, code, err, msg;
   nx_job_t *job;
   char *out = NULL;
@@ -461,8 +471,8 @@ static napi_value addon_execute_sync(napi_env env, napi_callback_info info) {
   if (a->closing || a->rt == NULL) goto shut;
   job = read_job(env, argc, argv);
   if (job == NULL) return NULL;
-  rc = nx_sync_execute(a->rt, job->mode, job->code, job->code_len, job->context, job->context_len,
-                       job->timeout_ms, &out, &len);
+  rc = nx_sync_execute(a->rt, job->mode, job->code, job->code_len, &job->lang, job->context,
+                       job->context_len, job->timeout_ms, &out, &len);
   job->code = NULL; /* the execution owned them */
   job->context = NULL;
   nx_job_free(job);

@@ -123,6 +123,62 @@ int nx_args_string(napi_env env, napi_value v, char **out, size_t *len) {
   return 0;
 }
 
+/* obj[name] as a uint32; absent or undefined: 0. */
+static int lang_u32(napi_env env, napi_value obj, const char *name, uint32_t *out) {
+  napi_value v;
+  napi_valuetype t;
+  *out = 0;
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok)
+    return -1;
+  if (t == napi_undefined) return 0;
+  return t == napi_number && napi_get_value_uint32(env, v, out) == napi_ok ? 0 : -1;
+}
+
+int nx_args_lang(napi_env env, napi_value language, napi_value ts, nx_lang_t *out) {
+  napi_valuetype t = napi_undefined;
+  napi_value msg;
+  double id = 0;
+  size_t len = 0;
+  int rc;
+
+  memset(out, 0, sizeof *out);
+  if (language != NULL &&
+      (napi_typeof(env, language, &t) != napi_ok ||
+       (t != napi_undefined && napi_get_value_double(env, language, &id) != napi_ok))) {
+    napi_throw_type_error(env, NULL, "execute: language must be a number");
+    return -1;
+  }
+  if (!(id >= 0 && id < NX_LANG__COUNT) || id != (double)(int)id) {
+    napi_throw_range_error(env, NULL,
+                           "execute: language must be an index into the contract's languages");
+    return -1;
+  }
+  out->id = (nx_language_t)id;
+  t = napi_undefined;
+  if (ts != NULL && napi_typeof(env, ts, &t) != napi_ok) t = napi_undefined;
+  if (out->id == NX_LANG_JS) {
+    if (t == napi_undefined) return 0;
+    napi_throw_type_error(env, NULL, "execute: JavaScript takes no stripped source");
+    return -1;
+  }
+  if (t == napi_string) {
+    rc = nx_args_string(env, ts, &out->js, &out->js_len);
+  } else if (t == napi_object && napi_get_named_property(env, ts, "message", &msg) == napi_ok &&
+             lang_u32(env, ts, "line", &out->line) == 0 &&
+             lang_u32(env, ts, "column", &out->column) == 0) {
+    rc = nx_args_string(env, msg, &out->error, &len);
+  } else {
+    rc = -1;
+  }
+  if (rc == 0) return 0;
+  nx_engine_lang_free(out);
+  if (rc == -1)
+    napi_throw_type_error(env, NULL,
+                          "execute: TypeScript needs its stripped source, or { message, line, "
+                          "column } saying why it has none");
+  return rc;
+}
+
 /* Ids, flags and payload sizes first; the bytes are copied afterwards, into
  * one buffer. */
 static int read_answers(napi_env env, napi_value *argv, nx_job_t *job,

@@ -1,8 +1,8 @@
 // Evaluated once per sandbox, before any handler. Receives the host
 // functions and returns { run, error, settle, copy, describe, dateTime };
 // nothing it touches is reachable from handler code except the globals
-// run() passes in. Every check that grants or records anything happens in
-// the host (src/hostcalls.c).
+// run() passes in, `console` and `Math.random`. Every check that grants or
+// records anything happens in the host (src/hostcalls.c).
 //
 // Everything this file uses after handler code has run is captured here,
 // at snapshot time, so a handler that patches a prototype cannot change
@@ -26,6 +26,11 @@
   const uncurry = (f) => Function.prototype.call.bind(f);
   const mapGet = uncurry(Map.prototype.get);
   const mapSet = uncurry(Map.prototype.set);
+  const mapDelete = uncurry(Map.prototype.delete);
+  const stringSlice = uncurry(String.prototype.slice);
+  const toFixed = uncurry(Number.prototype.toFixed);
+  const now = uncurry(performance.now);
+  const perf = performance;
   const dateTime = Date.prototype.getTime;
   const hasOwn = Object.hasOwn;
   const {
@@ -248,10 +253,13 @@
       return '[unprintable]';
     }
   };
-  const logger = (level) => function (...values) {
+  const join = (values) => {
     let message = '';
     for (let i = 0; i < values.length; i++) message += (i ? ' ' : '') + format(values[i]);
-    log(level, message);
+    return message;
+  };
+  const logger = (level) => function (...values) {
+    log(level, join(values));
   };
   const $log = logger('info');
   $log.info = logger('info');
@@ -259,6 +267,101 @@
   $log.error = logger('error');
   $log.debug = logger('debug');
   freeze($log);
+
+  // console, for handlers written the usual way: the lines $log writes
+  // (format() joined by spaces; one host call each, so the same limits).
+  // log, info, dir, dirxml and table write at info, debug and trace at
+  // debug, warn at warn, error and assert at error. count, time and group
+  // keep their state here, in the guest: the reset to the snapshot clears
+  // it after every execution, like anything else a handler changed.
+  // Labels as console.count() shows them.
+  const label = (v) => (v === undefined ? 'default' : safeString(v) ?? '[unprintable]');
+  let indent = '';
+  // Every line of a message, indented by the open groups.
+  const write = (level, message) => {
+    if (indent !== '') {
+      let out = indent;
+      for (let i = 0; i < message.length; i++) out += message[i] === '\n' ? '\n' + indent : message[i];
+      message = out;
+    }
+    log(level, message);
+  };
+  const writer = (level) => function (...values) {
+    write(level, join(values));
+  };
+  const counts = new MapCtor();
+  const timers = new MapCtor();
+  const elapsed = (name, start) => `${name}: ${toFixed(now(perf) - start, 3)}ms`;
+  const noop = function () {};
+  const console = freeze({
+    log: writer('info'),
+    info: writer('info'),
+    debug: writer('debug'),
+    warn: writer('warn'),
+    error: writer('error'),
+    // Not a table, and no inspection options: the value as $log writes it.
+    dir(value) { write('info', format(value)); },
+    dirxml: writer('info'),
+    table(data) { write('info', format(data)); },
+    // Without a stack: a guest stack names the wrapper's lines.
+    trace(...values) { write('debug', values.length ? `Trace: ${join(values)}` : 'Trace'); },
+    assert(condition, ...values) {
+      if (condition) return;
+      if (values.length === 0) write('error', 'Assertion failed');
+      else write('error', `Assertion failed${typeof values[0] === 'string' ? ':' : ''} ${join(values)}`);
+    },
+    count(name) {
+      name = label(name);
+      const n = (mapGet(counts, name) ?? 0) + 1;
+      mapSet(counts, name, n);
+      write('info', `${name}: ${n}`);
+    },
+    countReset(name) {
+      name = label(name);
+      if (mapGet(counts, name) === undefined) write('warn', `Count for '${name}' does not exist`);
+      else mapSet(counts, name, 0);
+    },
+    time(name) {
+      name = label(name);
+      if (mapGet(timers, name) !== undefined) write('warn', `Timer '${name}' already exists`);
+      else mapSet(timers, name, now(perf));
+    },
+    timeLog(name, ...values) {
+      name = label(name);
+      const start = mapGet(timers, name);
+      if (start === undefined) write('warn', `Timer '${name}' does not exist`);
+      else write('info', values.length ? `${elapsed(name, start)} ${join(values)}` : elapsed(name, start));
+    },
+    timeEnd(name) {
+      name = label(name);
+      const start = mapGet(timers, name);
+      if (start === undefined) {
+        write('warn', `Timer '${name}' does not exist`);
+      } else {
+        mapDelete(timers, name);
+        write('info', elapsed(name, start));
+      }
+    },
+    group(...values) {
+      if (values.length) write('info', join(values));
+      indent += '  ';
+    },
+    groupCollapsed(...values) {
+      if (values.length) write('info', join(values));
+      indent += '  ';
+    },
+    groupEnd() {
+      if (indent !== '') indent = stringSlice(indent, 2);
+    },
+    // Nothing to clear, profile or mark in a sandbox.
+    clear: noop,
+    profile: noop,
+    profileEnd: noop,
+    timeStamp: noop,
+  });
+  // As on the web and in Node: writable and configurable, not enumerable. A
+  // handler that replaces it fools only itself, until the reset.
+  defineProperty(globalThis, 'console', { value: console, writable: true, enumerable: false, configurable: true });
 
   // $ext calls: the host records the call (checking the capability and
   // copying the arguments) and returns its index; the promise settles when

@@ -27,10 +27,14 @@ void nx_compiler_engine_tag(char *out, size_t outlen, const char *qjs_version) {
            nx_sandbox_bootstrap_sha256());
 }
 
-void nx_compiler_key(const char *engine, const char *code, size_t code_len, uint8_t key[32]) {
+void nx_compiler_key(const char *engine, const char *language, const char *code, size_t code_len,
+                     uint8_t key[32]) {
   nx_sha256_t s;
   nx_sha256_init(&s);
-  nx_sha256_update(&s, engine, strlen(engine) + 1); /* the NUL separates the two */
+  /* Each NUL ends a name that holds none, so no two triples hash the same
+   * bytes (a source may hold NULs; it comes last). */
+  nx_sha256_update(&s, engine, strlen(engine) + 1);
+  nx_sha256_update(&s, language, strlen(language) + 1);
   nx_sha256_update(&s, code, code_len);
   nx_sha256_final(&s, key);
 }

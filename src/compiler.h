@@ -16,8 +16,11 @@
  * from one engine build means nothing to another. */
 void nx_compiler_engine_tag(char *out, size_t outlen, const char *qjs_version);
 
-/* SHA-256 over the engine tag and the source. */
-void nx_compiler_key(const char *engine, const char *code, size_t code_len, uint8_t key[32]);
+/* SHA-256 over the engine tag, the source's language ("js", "ts") and the
+ * source as given: a TypeScript source and the same bytes as JavaScript
+ * are different handlers. */
+void nx_compiler_key(const char *engine, const char *language, const char *code, size_t code_len,
+                     uint8_t key[32]);
 
 /* Header + bytecode in one buffer from `mem`; -1 on allocation failure. */
 int nx_compiler_pack(nx_mem_t *mem, const char *engine, const char *code, size_t code_len,

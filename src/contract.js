@@ -1,9 +1,9 @@
 'use strict';
 // The contract between the package's JavaScript and its native module, in
 // one table: configuration (defaults and ranges), limits, error codes,
-// result statuses, and the wrapper a handler is compiled in. lib/ requires
-// this file; the build turns it into contract.h for the C side
-// (scripts/contract.js). Change a value here and both sides follow.
+// result statuses, handler languages, and the wrapper a handler is compiled
+// in. lib/ requires this file; the build turns it into contract.h for the C
+// side (scripts/contract.js). Change a value here and both sides follow.
 
 // Configuration options with integer values. `default: null` is computed:
 // workers from the machine's available parallelism, maxInstances as twice
@@ -55,6 +55,12 @@ const rejectionCodes = ['SHUT_DOWN', 'SUSPENSION_NOT_FOUND'];
 
 const statuses = ['success', 'error', 'suspended'];
 
+// Languages a handler's source may be written in (options.language), in
+// contract order: the native side knows them by index. TypeScript reaches the
+// native side with its types stripped (lib/typescript.js); the compile cache
+// keys on the language and the source as given.
+const languages = ['js', 'ts'];
+
 // A handler is the body of an async function: it is compiled inside this
 // wrapper, under this file name. The prefix ends its line so that a
 // handler's line numbers are the wrapper's minus `prefixLines` exactly.
@@ -74,4 +80,4 @@ const handler = {
   snippetWidth: 160,
 };
 
-module.exports = { config, limits, errorCodes, rejectionCodes, statuses, handler };
+module.exports = { config, limits, errorCodes, rejectionCodes, statuses, languages, handler };

@@ -432,9 +432,15 @@ finish:
 
 /* ---- the execution ------------------------------------------------------------ */
 
+void nx_engine_lang_free(nx_lang_t *lang) {
+  free(lang->js);
+  free(lang->error);
+  memset(lang, 0, sizeof *lang);
+}
+
 nx_exec_t *nx_engine_exec_new(nx_sandbox_t *sb, const nx_engine_t *engine, nx_exec_mode_t mode,
-                              char *code, size_t code_len, uint8_t *context, size_t context_len,
-                              uint32_t timeout_ms) {
+                              char *code, size_t code_len, nx_lang_t *lang, uint8_t *context,
+                              size_t context_len, uint32_t timeout_ms) {
   const nx_config_t *cfg = engine->cfg;
   nx_exec_t *ex = calloc(1, sizeof *ex);
   if (ex == NULL) goto fail;
@@ -444,6 +450,8 @@ nx_exec_t *nx_engine_exec_new(nx_sandbox_t *sb, const nx_engine_t *engine, nx_ex
   ex->mode = mode;
   ex->code = code;
   ex->code_len = code_len;
+  ex->lang = *lang;
+  memset(lang, 0, sizeof *lang);
   ex->context = context;
   ex->context_len = context_len;
   ex->promise = NX_UNDEFINED;
@@ -464,6 +472,7 @@ nx_exec_t *nx_engine_exec_new(nx_sandbox_t *sb, const nx_engine_t *engine, nx_ex
   return ex;
 fail:
   free(code);
+  nx_engine_lang_free(lang);
   free(context);
   return NULL;
 }
@@ -479,6 +488,7 @@ void nx_engine_exec_free(nx_exec_t *ex) {
   nx_mem_release(&ex->seg);
   nx_mem_release(&ex->mem);
   free(ex->code);
+  nx_engine_lang_free(&ex->lang);
   free(ex->context);
   free(ex);
 }

@@ -24,6 +24,23 @@ typedef enum {
   NX_MODE_COMPILE,  /* compile only: the result's returnValue is that buffer */
 } nx_exec_mode_t;
 
+/* The language of a source handler and, for TypeScript, what
+ * lib/typescript.js made of it on the host: the source with its types
+ * blanked out, which is compiled in its place (every position in it, in
+ * UTF-8 bytes, is the source's), or why the types could not be stripped and
+ * where. The source itself stays what the cache key, the snippet and the
+ * precompiled header name. */
+typedef struct {
+  nx_language_t id;
+  char *js; /* malloc'd; NULL for JavaScript and for a stripping failure */
+  size_t js_len;
+  char *error;           /* malloc'd message of a stripping failure, or NULL */
+  uint32_t line, column; /* where in the source it is; 0: unknown */
+} nx_lang_t;
+
+/* Frees what `lang` holds and empties it. */
+void nx_engine_lang_free(nx_lang_t *lang);
+
 /* Shared by every execution of a runtime; read-only once built. */
 typedef struct {
   const nx_config_t *cfg;
@@ -57,11 +74,12 @@ typedef struct {
   uint32_t ncounts;
 } nx_exec_outcome_t;
 
-/* A new execution of `code` in `sb`; code and context are owned from here
- * on (freed even on failure). NULL when memory ran out. */
+/* A new execution of `code` (written in `lang`) in `sb`; code, what
+ * `lang` holds (moved out of it) and context are owned from here on (freed
+ * even on failure). NULL when memory ran out. */
 nx_exec_t *nx_engine_exec_new(nx_sandbox_t *sb, const nx_engine_t *engine, nx_exec_mode_t mode,
-                              char *code, size_t code_len, uint8_t *context, size_t context_len,
-                              uint32_t timeout_ms);
+                              char *code, size_t code_len, nx_lang_t *lang, uint8_t *context,
+                              size_t context_len, uint32_t timeout_ms);
 /* Frees the execution's host memory. The sandbox stays, holding whatever
  * the guest allocated until it is reset. */
 void nx_engine_exec_free(nx_exec_t *ex);

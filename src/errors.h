@@ -1,6 +1,6 @@
-/* Error codes and result statuses of the contract (src/contract.js), and
- * the return convention every C module follows: 0 for success, a negative
- * nx_rc_t for failure. */
+/* Error codes, result statuses and handler languages of the contract
+ * (src/contract.js), and the return convention every C module follows: 0
+ * for success, a negative nx_rc_t for failure. */
 #ifndef NX_ERRORS_H
 #define NX_ERRORS_H
 
@@ -22,6 +22,14 @@ typedef enum {
       NX_STATUS__COUNT
 } nx_status_t;
 
+/* The language a source handler is written in. */
+typedef enum {
+#define NX_LANG_ENUM(name, text) NX_LANG_##name,
+  NX_LANGUAGES(NX_LANG_ENUM)
+#undef NX_LANG_ENUM
+      NX_LANG__COUNT
+} nx_language_t;
+
 /* Failures of C functions that return an int. */
 typedef enum {
   NX_RC_OK = 0,
@@ -37,5 +45,7 @@ typedef enum {
 const char *nx_error_name(nx_error_code_t code);
 /* "success", "error", "suspended". */
 const char *nx_status_name(nx_status_t status);
+/* "js", "ts"; "unknown" for anything else. */
+const char *nx_language_name(nx_language_t language);
 
 #endif

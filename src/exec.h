@@ -44,8 +44,9 @@ struct nx_exec_s {
   const nx_engine_t *engine;
   const nx_config_t *cfg;
   nx_exec_mode_t mode;
-  char *code; /* the source, or the precompiled buffer */
+  char *code; /* the source as given, or the precompiled buffer */
   size_t code_len;
+  nx_lang_t lang;   /* the source's language; for TypeScript, what is compiled */
   uint8_t *context; /* everything below that reads the context points in here */
   size_t context_len;
   /* Every host byte of this execution: freed by nx_engine_exec_free,

@@ -1,6 +1,7 @@
 /* Loading handlers (see loader.h). The source is compiled inside the
  * wrapper of the contract (src/contract.js) under its file name, so errors
- * point into the handler's own lines. */
+ * point into the handler's own lines. A TypeScript source is compiled as
+ * the JavaScript the host stripped it to, which keeps its positions. */
 #include "loader.h"
 
 #include <stdio.h>
@@ -68,14 +69,16 @@ static nx_jsval_t read_bytecode(nx_exec_t *ex, const uint8_t *bc, size_t len) {
 static nx_jsval_t compile_wrapped(nx_exec_t *ex, const char *prefix, size_t plen,
                                   const char *suffix, size_t slen) {
   nx_sandbox_t *sb = ex->sb;
-  size_t len = plen + ex->code_len + slen;
+  const char *code = ex->lang.js ? ex->lang.js : ex->code;
+  size_t code_len = ex->lang.js ? ex->lang.js_len : ex->code_len;
+  size_t len = plen + code_len + slen;
   uint32_t p;
   char *src = nx_mem_alloc(&ex->seg, len + sizeof NX_HANDLER_FILE);
 
   if (src == NULL) return 0;
   memcpy(src, prefix, plen);
-  memcpy(src + plen, ex->code, ex->code_len);
-  memcpy(src + plen + ex->code_len, suffix, slen);
+  memcpy(src + plen, code, code_len);
+  memcpy(src + plen + code_len, suffix, slen);
   /* File name right after the source, in the same scratch copy. */
   memcpy(src + len, "\0" NX_HANDLER_FILE, sizeof NX_HANDLER_FILE);
   p = nx_sandbox_put(sb, src, len + sizeof NX_HANDLER_FILE);
@@ -172,7 +175,15 @@ nx_jsval_t nx_loader_load(nx_exec_t *ex, uint8_t **packed, size_t *packed_len) {
     return read_bytecode(ex, body, body_len);
   }
 
-  nx_compiler_key(eng->tag, ex->code, ex->code_len, key);
+  if (ex->lang.error) {
+    /* TypeScript the host could not strip (an enum, say): nothing to
+     * compile, and nothing to cache. */
+    nx_failure_set(ex, NX_E_COMPILATION_ERROR, ex->lang.error);
+    ex->fail.line = ex->lang.line;
+    ex->fail.column = ex->lang.column;
+    return NX_EXCEPTION;
+  }
+  nx_compiler_key(eng->tag, nx_language_name(ex->lang.id), ex->code, ex->code_len, key);
   ex->cache_lookup = eng->cache != NULL;
   /* Held in the execution, not a local: released by the segment's cleanup
    * even if reading it traps. */

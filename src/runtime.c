@@ -19,6 +19,7 @@
 void nx_job_free(nx_job_t *job) {
   if (job == NULL) return;
   free(job->code);
+  nx_engine_lang_free(&job->lang);
   free(job->context);
   free(job->answers);
   free(job->answer_bytes);

@@ -24,6 +24,7 @@ typedef struct nx_job_s {
   nx_exec_mode_t mode;
   char *code;
   size_t code_len;
+  nx_lang_t lang; /* a source's language (TypeScript: stripped on the host) */
   uint8_t *context;
   size_t context_len;
   uint32_t timeout_ms;

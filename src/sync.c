@@ -94,8 +94,8 @@ static void record(nx_runtime_t *rt, const nx_exec_outcome_t *o) {
 }
 
 int nx_sync_execute(nx_runtime_t *rt, nx_exec_mode_t mode, char *code, size_t code_len,
-                    uint8_t *context, size_t context_len, uint32_t timeout_ms, char **out,
-                    size_t *out_len) {
+                    nx_lang_t *lang, uint8_t *context, size_t context_len, uint32_t timeout_ms,
+                    char **out, size_t *out_len) {
   nx_exec_outcome_t outcome;
   nx_sync_slot_t *slot;
   nx_exec_t *ex;
@@ -106,22 +106,25 @@ int nx_sync_execute(nx_runtime_t *rt, nx_exec_mode_t mode, char *code, size_t co
   *out = NULL;
   if (atomic_load(&rt->stopping) || rt->closing) {
     free(code);
+    nx_engine_lang_free(lang);
     free(context);
     return NX_RC_STOPPING;
   }
   if (depth < 64) {
     free(code);
+    nx_engine_lang_free(lang);
     free(context);
-    return nx_result_error(NX_E_INTERNAL_ERROR, "not enough native stack left on this thread",
-                           out, out_len);
+    return nx_result_error(NX_E_INTERNAL_ERROR, "not enough native stack left on this thread", out,
+                           out_len);
   }
   slot = acquire(rt, err, sizeof err);
   if (slot == NULL) {
     free(code);
+    nx_engine_lang_free(lang);
     free(context);
     return nx_result_error(NX_E_INTERNAL_ERROR, err, out, out_len);
   }
-  ex = nx_engine_exec_new(slot->sb, &rt->engine, mode, code, code_len, context, context_len,
+  ex = nx_engine_exec_new(slot->sb, &rt->engine, mode, code, code_len, lang, context, context_len,
                           timeout_ms);
   if (ex == NULL) {
     release(rt, slot);

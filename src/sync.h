@@ -15,7 +15,7 @@
  * MessagePack WasmResult (malloc'd). 0, NX_RC_STOPPING after shutdown, or
  * NX_RC_NOMEM / NX_RC_INVALID (*out then holds an error result if any). */
 int nx_sync_execute(nx_runtime_t *rt, nx_exec_mode_t mode, char *code, size_t code_len,
-                    uint8_t *context, size_t context_len, uint32_t timeout_ms, char **out,
-                    size_t *out_len);
+                    nx_lang_t *lang, uint8_t *context, size_t context_len, uint32_t timeout_ms,
+                    char **out, size_t *out_len);
 
 #endif

@@ -192,9 +192,10 @@ static void run_execute(nx_worker_t *self, nx_job_t *job, nx_sandbox_t *sb) {
   if (task) {
     nx_list_init(&task->link);
     task->exec = nx_engine_exec_new(sb, &rt->engine, job->mode, job->code, job->code_len,
-                                    job->context, job->context_len, job->timeout_ms);
+                                    &job->lang, job->context, job->context_len, job->timeout_ms);
   } else {
     free(job->code);
+    nx_engine_lang_free(&job->lang);
     free(job->context);
   }
   job->code = NULL; /* owned by the execution now */

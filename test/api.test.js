@@ -161,6 +161,26 @@ test('the native layer checks its own arguments too', async () => {
     assert.equal(r.status, 'error');
     assert.equal(r.error.code, 'INTERNAL_ERROR');
   }
+  // The language arguments (lib/index.js sends them for TypeScript).
+  const E = Buffer.alloc(0);
+  assert.throws(() => n.execute('1', E, 0, 0, 'ts'), { name: 'TypeError', message: 'execute: language must be a number' });
+  for (const bad of [-1, 2, 0.5, NaN]) {
+    assert.throws(() => n.execute('1', E, 0, 0, bad, 'x'), { name: 'RangeError', message: "execute: language must be an index into the contract's languages" });
+  }
+  assert.throws(() => n.execute('1', E, 0, 0, 0, 'return 1'), { name: 'TypeError', message: 'execute: JavaScript takes no stripped source' });
+  const NEEDS = 'execute: TypeScript needs its stripped source, or { message, line, column } saying why it has none';
+  for (const bad of [undefined, 1, {}, { message: 1 }, { message: 'm', line: 'x' }]) {
+    assert.throws(() => n.execute('1', E, 0, 0, 1, bad), { name: 'TypeError', message: NEEDS }, JSON.stringify(bad));
+  }
+  assert.throws(() => n.execute(new Uint8Array(4), E, 0, 1, 1, 'x'), { name: 'TypeError', message: 'execute: precompiled bytecode has no language' });
+  // The stripped source is what runs; the source as given is what errors show.
+  const C = require('msgpackr').pack(context());
+  let r = unpack(await n.execute('return 1 as number', C, 0, 0, 1, 'return 1          '));
+  assert.equal(r.returnValue, 1);
+  r = unpack(await n.execute('const a: T = 1;\nenum E {}', C, 0, 0, 1, { message: 'SyntaxError: no', line: 2, column: 1 }));
+  assert.deepEqual([r.error.code, r.error.message, r.error.location, r.error.snippet], ['COMPILATION_ERROR', 'SyntaxError: no', { line: 2, column: 1 }, 'enum E {}\n^']);
+  r = unpack(await n.execute('x', C, 0, 0, 1, { message: 'SyntaxError: failed', line: 0, column: 0 }));
+  assert.deepEqual([r.error.code, r.error.location, r.error.snippet], ['COMPILATION_ERROR', null, null]);
   await n.shutdown();
 });
 

@@ -11,6 +11,7 @@ const EXAMPLE = path.join(__dirname, '..', 'examples', 'counter.js');
 const WEATHER = path.join(__dirname, '..', 'examples', 'weather.js');
 const WEATHER_EXT = path.join(__dirname, '..', 'examples', 'weather-extensions.js');
 const WEATHER_STATE = '{"city":"Oslo","loading":false,"forecast":null}';
+const CART = path.join(__dirname, '..', 'examples', 'cart.ts');
 const cli = (...args) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20000 });
 
 test('nexus-run prints what the example handler did', () => {
@@ -148,4 +149,54 @@ test('nexus-run --precompiled runs the bytecode', () => {
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /^bytecode \d+ bytes, precompiled in \d+ µs$/m);
   assert.match(text.stdout, /^returned \{ count: 42 \}$/m);
+});
+
+test('nexus-run runs a .ts file as TypeScript; locations point into it', () => {
+  const args = ['--state', '{"lines":[{"sku":"tea","priceCents":450,"qty":1}]}', '--args', '{"sku":"cup","priceCents":1200,"qty":2}'];
+  const r = cli(CART, ...args);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^handler  .*cart\.ts \(TypeScript\)$/m);
+  assert.match(r.stdout, /^returned \{ totalCents: 2850 \}$/m);
+  assert.match(r.stdout, /^ {2}\[info\] cart: 2 lines, total 2850 cents$/m);
+  for (const extra of [['--precompiled'], ['--ext', WEATHER_EXT]]) {
+    const again = cli(CART, ...args, ...extra, '--json');
+    assert.equal(again.status, 0, again.stderr);
+    assert.deepEqual(JSON.parse(again.stdout).returnValue, { totalCents: 2850 }, extra.join(' '));
+  }
+  // a runtime error at a TypeScript line: that line and column of cart.ts
+  const lines = fs.readFileSync(CART, 'utf8').split('\n');
+  const at = lines.findIndex((l) => l.includes('throw new RangeError'));
+  const bad = cli(CART, '--args', '{"sku":"cup","priceCents":1,"qty":0}', '--json');
+  assert.equal(bad.status, 1);
+  const { error } = JSON.parse(bad.stdout);
+  assert.equal(error.code, 'EXECUTION_ERROR');
+  // (where on the line is QuickJS's choice; typescript.test.js checks columns)
+  assert.equal(error.location.line, at + 1);
+  assert.ok(error.location.column > lines[at].indexOf('throw') && error.location.column <= lines[at].length, JSON.stringify(error));
+  assert.ok(lines[at].endsWith(error.snippet.split('\n')[0]), error.snippet); // a window of the line
+  // --language overrides the extension
+  const asJs = cli(CART, '--language', 'js', '--json');
+  assert.equal(asJs.status, 1);
+  assert.equal(JSON.parse(asJs.stdout).error.code, 'COMPILATION_ERROR');
+  const bogus = cli(CART, '--language', 'coffee');
+  assert.equal(bogus.status, 2);
+  assert.match(bogus.stderr, /--language must be one of js, ts, got coffee/);
+});
+
+test('nexus-run: a .ts file strip-only mode cannot handle is a COMPILATION_ERROR at its line', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-run-ts-'));
+  try {
+    const file = path.join(dir, 'h.mts');
+    fs.writeFileSync(file, 'const a: number = 1;\nenum E { A }\nreturn a;\n');
+    for (const extra of [[], ['--precompiled']]) {
+      const r = cli(file, '--json', ...extra);
+      assert.equal(r.status, 1, r.stderr);
+      const { error } = JSON.parse(r.stdout);
+      assert.equal(error.code, 'COMPILATION_ERROR', extra.join(' '));
+      assert.equal(error.message, 'SyntaxError: TypeScript enum is not supported in strip-only mode');
+      assert.deepEqual(error.location, { line: 2, column: 1 });
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -42,12 +42,13 @@ async function engine() {
   }
   return engineTag;
 }
-// The cache key, by the documented rule: SHA-256 of the engine tag, a NUL, the source.
-async function keyOf(code) {
-  return sha256(await engine(), Buffer.from([0]), Buffer.from(code, 'utf8'));
+// The cache key, by the documented rule: SHA-256 of the engine tag, a NUL,
+// the language, a NUL, the source as given.
+async function keyOf(code, language = 'js') {
+  return sha256(await engine(), Buffer.from([0]), Buffer.from(language), Buffer.from([0]), Buffer.from(code, 'utf8'));
 }
-async function fileOf(dir, code) {
-  return path.join(dir, `${(await keyOf(code)).toString('hex')}.nxc`);
+async function fileOf(dir, code, language) {
+  return path.join(dir, `${(await keyOf(code, language)).toString('hex')}.nxc`);
 }
 
 async function assertGoodFile(file, code) {
@@ -196,6 +197,31 @@ test('disk: a new runtime on the same cacheDir hits on its first execution', asy
     assert.deepEqual(r.events, [{ name: 'ran', payload: 'disk-1' }]);
     assert.equal(b.getStats().cacheHits, 1);
     assert.equal(b.getStats().cacheMisses, 0);
+  } finally {
+    await b.shutdown();
+  }
+});
+
+test('disk: a TypeScript source is filed under its language and the source as given', async () => {
+  const dir = newDir();
+  const code = 'const k: number = $args.k as number;\nreturn k + 1;';
+  const a = runtime({ workers: 1, cacheDir: dir });
+  try {
+    const r = await a.executeHandler(code, context({ args: { k: 1 } }), 0, { language: 'ts' });
+    assert.equal(r.returnValue, 2);
+    assert.equal(r.metrics.cacheHit, false);
+    // the same text as JavaScript does not compile, and does not find the TypeScript's bytecode
+    const js = await a.executeHandler(code, context({ args: { k: 1 } }));
+    assert.equal(js.error.code, 'COMPILATION_ERROR');
+  } finally {
+    await a.shutdown();
+  }
+  assert.deepEqual(fs.readdirSync(dir), [path.basename(await fileOf(dir, code, 'ts'))]);
+  const b = runtime({ workers: 1, cacheDir: dir });
+  try {
+    const r = await b.executeHandler(code, context({ args: { k: 5 } }), 0, { language: 'ts' });
+    assert.equal(r.returnValue, 6);
+    assert.equal(r.metrics.cacheHit, true);
   } finally {
     await b.shutdown();
   }

@@ -18,6 +18,8 @@ test('index.d.ts lists exactly the contract error codes and every config option'
   assert.deepEqual([...union.matchAll(/'([A-Z_]+)'/g)].map((m) => m[1]), contract.errorCodes);
   const config = dts.match(/export interface RuntimeConfig \{([\s\S]*?)\n\}/)[1];
   for (const key of Object.keys(contract.config)) assert.match(config, new RegExp(`\\b${key}\\?: number;`), key);
+  const languages = dts.match(/export type HandlerLanguage =([^;]+);/)[1];
+  assert.deepEqual([...languages.matchAll(/'([a-z]+)'/g)].map((m) => m[1]), contract.languages);
 });
 
 test('the README configuration table lists every option with the contract default', () => {
@@ -57,5 +59,6 @@ test('the generated contract.h carries the same table', () => {
     assert.ok(h.includes(`X("${key}", ${f.c}, UINT64_C(${f.min}), UINT64_C(${f.max}), UINT64_C(${f.default ?? 0}))`), key);
   }
   for (const code of contract.errorCodes) assert.ok(h.includes(`X(${code})`), code);
+  for (const l of contract.languages) assert.ok(h.includes(`X(${l.toUpperCase()}, "${l}")`), l);
   assert.ok(h.includes(`#define NX_HANDLER_PREFIX ${JSON.stringify(contract.handler.prefix)}`));
 });

@@ -17,8 +17,21 @@ const CASES = [
     name: 'host globals do not exist in the sandbox',
     code: `return ['require', 'process', 'module', 'exports', 'std', 'os', 'Buffer', 'global',
       'setTimeout', 'setInterval', 'fetch', 'XMLHttpRequest', 'WebAssembly', 'SharedArrayBuffer', 'Atomics',
-      '__filename', 'print', 'scriptArgs', 'console'].filter((n) => typeof globalThis[n] !== 'undefined')`,
+      '__filename', 'print', 'scriptArgs'].filter((n) => typeof globalThis[n] !== 'undefined')`,
     expect: ok([]),
+  },
+  {
+    // console is the bootstrap's object, in the guest: every path from it
+    // ends in the sandbox, and a handler cannot change it for later code.
+    name: 'console is a frozen guest object: its functions reach only the sandbox',
+    code: `const F = console.log.constructor;
+      const before = console.log;
+      console.log = () => 'replaced'; console.fresh = 1; delete console.warn;
+      return [Object.isFrozen(console), Object.getPrototypeOf(console) === Object.prototype, F === Function,
+        F('return typeof process')(), console.error.constructor('return typeof require')(),
+        console.log === before, console.fresh, typeof console.warn,
+        Object.getOwnPropertyNames(globalThis).includes('log'), Object.keys(globalThis).includes('console')]`,
+    expect: ok([true, true, true, 'undefined', 'undefined', true, undefined, 'function', false, false]),
   },
   {
     name: 'standard built-ins are there',
