@@ -82,7 +82,8 @@ export interface ResolvedConfig extends Required<Omit<RuntimeConfig, 'cacheDir'>
 export interface WasmContext {
   panelId: string;
   handlerName: string;
-  stateSnapshot: Record<string, unknown>;
+  /** A plain object (checked and encoded on every call), or a `NexusState` (encoded once, key by key). */
+  stateSnapshot: Record<string, unknown> | NexusState;
   args: Record<string, unknown>;
   capabilities: CapabilityToken[] | string[];
   scope: Record<string, unknown>;
@@ -249,9 +250,30 @@ export interface SourceOptions {
   language?: HandlerLanguage;
 }
 
+/**
+ * A panel state kept as MessagePack, one encoding per top-level key (and item offsets for an
+ * array or object of more than 64 items), made by `runtime.createState()`. Values are copied
+ * in by `set`/`apply` and read back as fresh copies, so no host object can change an encoding.
+ */
+export class NexusState {
+  private constructor();
+  readonly size: number;
+  set(key: string, value: unknown): this;
+  delete(key: string): boolean;
+  has(key: string): boolean;
+  keys(): string[];
+  get(key: string): unknown;
+  toObject(): Record<string, unknown>;
+  toJSON(): Record<string, unknown>;
+  /** Applies a result's `stateMutations` in order; only the keys they name are encoded again. */
+  apply(mutations: StateMutation[]): this;
+}
+
 export class NexusRuntime {
   constructor(config?: RuntimeConfig);
   readonly config: Readonly<ResolvedConfig>;
+  /** A `NexusState` holding `values` (default `{}`); TypeError for values that cannot cross. */
+  createState(values?: Record<string, unknown>): NexusState;
   /**
    * Runs `code`, the body of an async function. `timeoutMs`: run-time limit, 0 or omitted for
    * `config.defaultTimeoutMs`. Rejects with TypeError/RangeError for bad arguments, with
@@ -320,8 +342,11 @@ export class NexusRuntime {
 interface ExecuteOptionsBase {
   panelId: string;
   handlerName: string;
-  /** The host's state: sent as `stateSnapshot`; every result's mutations are applied to it (`state[key] = value`, `delete state[key]`). */
-  state: Record<string, unknown>;
+  /**
+   * The host's state: sent as `stateSnapshot`; every result's mutations are applied to it
+   * (`state[key] = value`, `delete state[key]`, or `state.apply(mutations)` for a `NexusState`).
+   */
+  state: Record<string, unknown> | NexusState;
   /** Default `{}`. */
   args?: Record<string, unknown>;
   /** Default `{}`. */
