@@ -72,8 +72,8 @@ const NOTES = {
   ext: 'suspends at the await; the host runs the pending call(s) and answers them in one resumeAll round (one answer, or three)',
   compute: 'QuickJS-NG interpreter, its wasm translated to C by wasm2c and compiled natively',
   transform: 'records MessagePack-encoded on the JS thread, decoded into the sandbox',
-  bigState: 'state MessagePack-encoded per call; reading $state.items decodes all 10 000 items into the sandbox (a host call), and they are re-encoded at the end to detect in-place changes',
-  bigStateNoop: 'state MessagePack-encoded per call, never decoded in the sandbox (no $state read)',
+  bigState: 'plain state object: checked and MessagePack-encoded whole on every call, its keys walked in the addon; $state.items is a lazy Proxy in the sandbox, items[1234] decoded alone, the array indexed by one pass over its bytes, only the item read compared at the end',
+  bigStateNoop: 'plain state object: checked and MessagePack-encoded whole on every call, never read in the addon or the sandbox (no $state read)',
   throughput: (w) => `a runtime with workers: ${w.workers} (maxInstances ${2 * w.workers}, the rest queue)`,
 };
 const SUMMARY = 'NexusRuntime on its defaults (workers = CPU count) with minInstances 2: each call on a worker thread, in a pristine copy of an initialised QuickJS-NG sandbox (wasm2c, native code); the context MessagePack-encoded on the JS thread; $state read key by key through host calls; timeout and memory limit per sandbox';
@@ -165,7 +165,11 @@ const createStateSubject = {
   id: 'ours-createState',
   label: 'ours: createState + executeHandler',
   summary: `executeHandler with stateSnapshot = runtime.createState(state): built per call (timed), or once when a workload's state is the same object every call (the large state). ${SUMMARY}`,
-  notes: { ...NOTES, bigState: 'runtime.createState(state) built once, reused by every call', bigStateNoop: 'runtime.createState(state) built once, reused by every call' },
+  notes: {
+    ...NOTES,
+    bigState: 'runtime.createState(state) built once, reused by every call: its per-key encodings and item offsets go in as they are; the sandbox decodes and validates items[1234] alone and compares only it at the end',
+    bigStateNoop: 'runtime.createState(state) built once, reused by every call: nothing of the state is read',
+  },
   async create({ workers } = {}) {
     const rt = new NexusRuntime(runtimeConfig(workers));
     const built = new WeakMap();
