@@ -130,11 +130,16 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${NEXUS_ASAN_LSAN:+:log_
 export NEXUS_WASM_BRIDGE_ADDON="$addon"
 # Tests that cannot run under ASan skip themselves when this is set.
 export NEXUS_ASAN=1
+# The suites' runtimes check bounds (config.memoryCheck 'bounds', through
+# test/helpers.js): under ASan, which has its own SIGSEGV handler and
+# alternate stacks, a guest fault stays a plain trap and a report is never a
+# fault we turned into one. test/guard.test.js names guard mode itself.
+export NEXUS_TEST_MEMORY_CHECK="${NEXUS_TEST_MEMORY_CHECK:-bounds}"
 # Child processes (test/security/harness.js, the CLI tests) inherit all of
 # this, LD_PRELOAD included, so they run the instrumented addon too.
 export LD_PRELOAD="$libasan $libubsan${LD_PRELOAD:+ $LD_PRELOAD}"
 
-# The same files as `npm test` (keep in step with package.json).
+# The same files as `npm test`'s first pass (keep in step with package.json).
 [ $# -gt 0 ] || set -- test/*.test.js test/security/*.test.js
 if [ -z "$NEXUS_ASAN_LSAN" ]; then
   exec node --test "$@"

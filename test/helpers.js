@@ -3,6 +3,12 @@
 // a few fields, and a helper that runs a handler and returns its result.
 // The package (and its native addon) loads only when a runtime is made, so
 // tests of the JS-only layers can use these fixtures without it.
+//
+// NEXUS_TEST_MEMORY_CHECK=guard|bounds sets config.memoryCheck of every
+// runtime the tests create (unless a test sets its own), so that
+// `npm test` runs the whole suite in either mode. Tests make their runtimes
+// through runtime() or testConfig(), child processes included (they inherit
+// the variable); test/contract.test.js checks that none bypasses them.
 
 const ALL_CAPS = ['state:read:*', 'state:write:*', 'events:emit:*', 'view:update:*', 'ext:*'];
 
@@ -29,9 +35,19 @@ function deferred() {
   return { promise, resolve, reject };
 }
 
-function runtime(config = { workers: 2 }) {
-  const { NexusRuntime } = require('..');
-  return new NexusRuntime(config);
+const MEMORY_CHECK = process.env.NEXUS_TEST_MEMORY_CHECK || undefined;
+if (MEMORY_CHECK !== undefined && !['guard', 'bounds'].includes(MEMORY_CHECK)) {
+  throw new Error(`NEXUS_TEST_MEMORY_CHECK must be guard or bounds, got ${JSON.stringify(MEMORY_CHECK)}`);
 }
 
-module.exports = { ALL_CAPS, context, deferred, runtime };
+// `config` with the memoryCheck the run asks for, unless it names one.
+function testConfig(config = {}) {
+  return MEMORY_CHECK === undefined || 'memoryCheck' in config ? config : { ...config, memoryCheck: MEMORY_CHECK };
+}
+
+function runtime(config = { workers: 2 }) {
+  const { NexusRuntime } = require('..');
+  return new NexusRuntime(testConfig(config));
+}
+
+module.exports = { ALL_CAPS, MEMORY_CHECK, context, deferred, runtime, testConfig };

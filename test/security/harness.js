@@ -16,6 +16,7 @@ const PKG = path.join(__dirname, '..', '..');
 const CHILD = String.raw`
 'use strict';
 const { NexusRuntime } = require(process.env.NX_PKG);
+const { testConfig } = require(process.env.NX_PKG + '/test/helpers.js');
 const ALL = ['state:read:*', 'state:write:*', 'events:emit:*', 'view:update:*', 'ext:*'];
 const ctx = (over = {}) => ({ panelId: 'p', handlerName: 'h', stateSnapshot: {}, args: {}, scope: {},
   capabilities: ALL, extensionRegistry: {}, ...over });
@@ -38,7 +39,7 @@ const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
   const runtimes = new Map();
   const runtimeFor = (config) => {
     const key = JSON.stringify(config);
-    if (!runtimes.has(key)) runtimes.set(key, new NexusRuntime(config));
+    if (!runtimes.has(key)) runtimes.set(key, new NexusRuntime(testConfig(config)));
     return runtimes.get(key);
   };
   for (let i = 0; i < cases.length; i++) {
