@@ -63,7 +63,7 @@ addon="$work/build/Release/nexus_wasm_bridge.node"
 # newer than everything it is built from.
 wasm=$(node -p "require.resolve('quickjs-wasi/quickjs.wasm')")
 if [ -f "$addon" ] && [ -f "$work/build/Makefile" ] &&
-   [ -z "$(find -L "$root/src" "$root/binding.gyp" "$root/scripts/embed.js" "$root/package-lock.json" \
+   [ -z "$(find -L "$root/src" "$root/binding.gyp" "$root/scripts/embed.js" "$root/scripts/wasm-api.js" "$root/scripts/contract.js" "$root/package-lock.json" \
           "$work/common.gypi" "$wasm" -newer "$addon" -print -quit)" ]; then
   echo "test-asan: $addon is up to date"
 else
