@@ -1,7 +1,8 @@
 {
   # The QuickJS-NG engine arrives as quickjs.wasm (npm: quickjs-wasi); wasm2c
-  # turns it into C in the build directory and it is compiled into the addon.
-  # Nothing generated is committed.
+  # turns it into C in the build directory and it is compiled into the addon
+  # twice, once per config.memoryCheck variant. Nothing generated is
+  # committed.
   'variables': {
     'qjs_wasm%': '<!(node -p "require.resolve(\'quickjs-wasi/quickjs.wasm\')")',
     'gen_dir': '<(SHARED_INTERMEDIATE_DIR)/nexus',
@@ -13,8 +14,12 @@
   },
   'targets': [
     {
-      'target_name': 'qjs_wasm',
-      'type': 'static_library',
+      # wasm2c's output, and the two headers that let it be compiled twice
+      # into one addon (scripts/wasm-api.js).
+      'target_name': 'qjs_gen',
+      'type': 'none',
+      # Its headers are included by the targets below: build it first.
+      'hard_dependency': 1,
       'actions': [
         {
           'action_name': 'wasm2c',
@@ -26,15 +31,44 @@
           'outputs': ['<(gen_dir)/qjs_wasm.c'],
           'action': ['wasm2c', '<(qjs_wasm)', '-n', 'qjs', '-o', '<(gen_dir)/qjs_wasm.c'],
         },
+        {
+          'action_name': 'qjs_api',
+          'inputs': ['<(gen_dir)/qjs_wasm.c', 'scripts/wasm-api.js'],
+          'outputs': ['<(gen_dir)/qjs_api.h'],
+          'action': ['node', 'scripts/wasm-api.js', 'api', '<(gen_dir)/qjs_wasm.h', '<(gen_dir)/qjs_api.h'],
+        },
+        {
+          'action_name': 'qjs_guard_names',
+          'inputs': ['<(gen_dir)/qjs_wasm.c', 'scripts/wasm-api.js'],
+          'outputs': ['<(gen_dir)/qjs_guard_names.h'],
+          'action': ['node', 'scripts/wasm-api.js', 'names', '<(gen_dir)/qjs_wasm.h', '<(gen_dir)/qjs_guard_names.h'],
+        },
       ],
-      'sources': ['<(gen_dir)/qjs_wasm.c'],
+    },
+    {
+      # The engine with explicit bounds checks (config.memoryCheck 'bounds').
+      'target_name': 'qjs_bounds',
+      'type': 'static_library',
+      'dependencies': ['qjs_gen'],
+      'sources': ['src/wasm_rt/qjs_variant.c'],
+      'defines': ['NX_WASM_GUARD=0'],
       # Generated code: its warnings are wasm2c's, not ours.
       'cflags': ['-w', '-ftls-model=initial-exec'],
-      'direct_dependent_settings': {'include_dirs': ['<(gen_dir)']},
+    },
+    {
+      # The same engine without them, for guard-page memories ('guard'):
+      # its symbols renamed, so both link into one addon. make -j2 compiles
+      # the two side by side.
+      'target_name': 'qjs_guard',
+      'type': 'static_library',
+      'dependencies': ['qjs_gen'],
+      'sources': ['src/wasm_rt/qjs_variant.c'],
+      'defines': ['NX_WASM_GUARD=1'],
+      'cflags': ['-w', '-ftls-model=initial-exec'],
     },
     {
       'target_name': 'nexus_wasm_bridge',
-      'dependencies': ['qjs_wasm'],
+      'dependencies': ['qjs_gen', 'qjs_bounds', 'qjs_guard'],
       'actions': [
         {
           'action_name': 'embed_bootstrap',
@@ -84,6 +118,7 @@
         'src/util.c',
         'src/watchdog.c',
         'src/worker.c',
+        'src/wasm_rt/nx_fault.c',
         'src/wasm_rt/nx_wasm.c',
       ],
       'cflags': ['-std=c11', '-Wall', '-Wextra', '-ftls-model=initial-exec'],

@@ -61,6 +61,13 @@ export interface RuntimeConfig {
    * all its segments together, 1–10^8. Default: 10 000. Past it the execution ends with `RESOURCE_LIMIT`.
    */
   maxHostCalls?: number;
+  /**
+   * How out-of-bounds guest memory accesses are caught. `'guard'` (default): each sandbox reserves
+   * 8 GiB of address space, inaccessible past the pages it uses, and a SIGSEGV handler turns a fault
+   * there into the execution's error. `'bounds'`: every load and store is checked; no signal handler.
+   * Falls back to `'bounds'` when the handler cannot be installed (`getStats().memoryCheck`).
+   */
+  memoryCheck?: 'guard' | 'bounds';
   /** Accepted for compatibility with the seed; the engine build fixes the wasm features. */
   enableSIMD?: boolean;
   enableBulkMemory?: boolean;
@@ -230,6 +237,8 @@ export interface RuntimeStats {
   instantiations: number;
   /** Time taken to create the image, once, µs. */
   snapshotCreateUs: number;
+  /** What the sandboxes use: `config.memoryCheck`, or `'bounds'` if guard pages could not be set up. */
+  memoryCheck: 'guard' | 'bounds';
 }
 
 /** One executeBatch() item: source or precompiled bytecode, exactly one of them. */

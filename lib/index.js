@@ -23,12 +23,20 @@ const BUILTIN_QUICKJS = require.resolve('quickjs-wasi/quickjs.wasm');
 // Integer options, their ranges and defaults: src/contract.js, the table the
 // native module is built from too.
 const INTEGER_FIELDS = contract.config;
+// String options with a fixed set of values (memoryCheck), the same way.
+const CHOICE_FIELDS = contract.choices;
 const BOOLEAN_FIELDS = ['enableSIMD', 'enableBulkMemory', 'enableAOT'];
 const STRING_FIELDS = ['quickjsModulePath', 'cacheDir'];
 const MAX_TIMEOUT_MS = contract.limits.timeoutMs;
 // Items of one executeBatch() call (the native bound, shared with resumeAll).
 const MAX_BATCH = contract.limits.answers;
 const CAPABILITY = /^(?:state:(?:read|write):.+|events:emit:.+|view:update:.+|ext:.+)$/;
+
+// 'a', 'b' or 'c': the wording the native layer uses too (src/args.c).
+function choiceList(values) {
+  const quoted = values.map((v) => `'${v}'`);
+  return quoted.length < 2 ? quoted.join('') : `${quoted.slice(0, -1).join(', ')} or ${quoted[quoted.length - 1]}`;
+}
 
 function validateConfig(config) {
   if (config === undefined) config = {};
@@ -44,6 +52,12 @@ function validateConfig(config) {
       if (typeof value !== 'number') throw new TypeError(`config.${key} must be a number`);
       if (!Number.isInteger(value) || value < min || value > max) {
         throw new RangeError(`config.${key} must be an integer in [${min}, ${max}], got ${value}`);
+      }
+    } else if (Object.hasOwn(CHOICE_FIELDS, key)) {
+      const { values } = CHOICE_FIELDS[key];
+      if (typeof value !== 'string') throw new TypeError(`config.${key} must be a string`);
+      if (!values.includes(value)) {
+        throw new RangeError(`config.${key} must be ${choiceList(values)}, got ${JSON.stringify(value)}`);
       }
     } else if (BOOLEAN_FIELDS.includes(key)) {
       if (typeof value !== 'boolean') throw new TypeError(`config.${key} must be a boolean`);
@@ -66,10 +80,10 @@ function validateConfig(config) {
         'it is compiled into the addon ahead of time, so another .wasm cannot be loaded at run time',
     );
   }
-  const integers = {};
-  for (const [key, { default: value }] of Object.entries(INTEGER_FIELDS)) integers[key] = out[key] ?? value;
+  const tabled = {};
+  for (const [key, { default: value }] of Object.entries({ ...INTEGER_FIELDS, ...CHOICE_FIELDS })) tabled[key] = out[key] ?? value;
   return Object.freeze({
-    ...integers,
+    ...tabled,
     workers,
     maxInstances,
     minInstances,
@@ -385,6 +399,9 @@ class NexusRuntime {
       resets: s.resets,
       instantiations: s.instantiations,
       snapshotCreateUs: s.snapshotCreateUs,
+      // What the sandboxes use: config.memoryCheck, unless guard pages were
+      // asked for and the fault handler could not be installed (then 'bounds').
+      memoryCheck: s.memoryCheck ?? this.#config.memoryCheck,
     };
   }
 

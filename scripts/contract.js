@@ -1,7 +1,7 @@
 'use strict';
 // Build step: writes contract.h, the C view of src/contract.js (the one
-// table of configuration ranges, limits, error codes, statuses, languages
-// and the handler wrapper that lib/ reads too).
+// table of configuration ranges and choices, limits, error codes, statuses,
+// languages and the handler wrapper that lib/ reads too).
 // Usage: contract.js OUT
 const fs = require('fs');
 const path = require('path');
@@ -26,8 +26,21 @@ const lines = [
   '',
   '',
 ];
+lines.push('/* X(jsName, member, names, count, default): options with string values; a', ' * value is NX_<OPTION>_<VALUE>, its index in NX_<OPTION>_NAMES. */');
+const snake = (s) => upper(s.replace(/[A-Z]/g, (m) => '_' + m));
+for (const [name, f] of Object.entries(contract.choices)) {
+  f.values.forEach((v, i) => lines.push(`#define NX_${snake(name)}_${upper(v)} ${i}u`));
+  lines.push(`#define NX_${snake(name)}_NAMES { ${f.values.map(c).join(', ')} }`);
+}
+lines.push(
+  '#define NX_CONFIG_CHOICES(X) \\',
+  ...Object.entries(contract.choices).map(([name, f]) =>
+    `  X(${c(name)}, ${f.c}, NX_${snake(name)}_NAMES, ${f.values.length}u, NX_${snake(name)}_${upper(f.default)}) \\`),
+  '',
+  '',
+);
 for (const [name, value] of Object.entries(contract.limits)) {
-  lines.push(`#define NX_LIMIT_${upper(name.replace(/[A-Z]/g, (m) => '_' + m))} ${value}u`);
+  lines.push(`#define NX_LIMIT_${snake(name)} ${value}u`);
 }
 lines.push('', '/* X(NAME): the result error codes, in contract order (the enum starts at 1). */');
 lines.push('#define NX_ERROR_CODES(X) \\', ...contract.errorCodes.map((e) => `  X(${e}) \\`), '', '');

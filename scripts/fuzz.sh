@@ -26,6 +26,7 @@ san="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined 
 
 # The generated engine and bootstrap header come from the addon build.
 if [ ! -f "$gen/qjs_wasm.c" ] || [ ! -f "$gen/qjs_wasm.h" ] || [ ! -f "$gen/bootstrap_js.h" ] ||
+   [ ! -f "$gen/qjs_api.h" ] || [ ! -f "$gen/qjs_guard_names.h" ] ||
    [ ! -f "$gen/contract.h" ] || [ src/bootstrap.js -nt "$gen/bootstrap_js.h" ] ||
    [ src/contract.js -nt "$gen/contract.h" ]; then
   echo "fuzz: generated sources missing or stale: running scripts/build.sh"
@@ -41,19 +42,33 @@ if ! clang -fsanitize=fuzzer,address,undefined "$probe.c" -o "$probe" >/dev/null
   exit 2
 fi
 
-# Compiled once, without sanitizers (its memory is the guest's, bounds-checked
-# by the code itself) and kept until wasm2c writes it again.
-engine="$out/obj/qjs_wasm.o"
+# The generated engine, compiled once without sanitizers (its memory is the
+# guest's, bounds-checked by the code itself) and kept until wasm2c writes it
+# again. Both variants (src/wasm_rt/qjs_variant.c), as the addon links both;
+# the harnesses run the bounds one (config.memoryCheck 'bounds'): libFuzzer
+# and ASan handle SIGSEGV themselves, and a sanitizer report is what a
+# harness must end with, not a fault our handler turned into a trap.
+engine=""
 engine_flags=""
+suffix=""
 if [ -n "${FUZZ_ENGINE_COVERAGE:-}" ]; then
-  engine="$out/obj/qjs_wasm_cov.o"
+  suffix="_cov"
   engine_flags="-fsanitize-coverage=inline-8bit-counters,pc-table,trace-cmp"
 fi
-if [ ! -f "$engine" ] || [ "$gen/qjs_wasm.c" -nt "$engine" ]; then
-  echo "fuzz: compiling the generated engine (about a minute, once)"
-  clang -O1 -w -ftls-model=initial-exec -D_GNU_SOURCE $engine_flags $inc -c "$gen/qjs_wasm.c" -o "$engine.tmp"
-  mv "$engine.tmp" "$engine"
-fi
+pids=""
+for variant in bounds guard; do
+  o="$out/obj/qjs_wasm_$variant$suffix.o"
+  engine="$engine $o"
+  if [ ! -f "$o" ] || [ "$gen/qjs_wasm.c" -nt "$o" ] || [ src/wasm_rt/qjs_variant.c -nt "$o" ]; then
+    echo "fuzz: compiling the generated engine, $variant variant (about a minute, once)"
+    guard=0
+    [ "$variant" = guard ] && guard=1
+    clang -O1 -w -ftls-model=initial-exec -D_GNU_SOURCE -DNX_WASM_GUARD=$guard $engine_flags $inc \
+      -c src/wasm_rt/qjs_variant.c -o "$o.tmp" && mv "$o.tmp" "$o" &
+    pids="$pids $!"
+  fi
+done
+for p in $pids; do wait "$p" || { echo "fuzz: compiling the engine failed" >&2; exit 1; }; done
 
 # Sanitized objects built with other flags are all stale.
 if [ "$(cat "$out/obj/flags" 2>/dev/null)" != "$san $cflags" ]; then
@@ -73,7 +88,7 @@ stale() {
 objects=""
 pids=""
 for src in src/*.c src/wasm_rt/*.c test/fuzz/*.c; do
-  case "$src" in src/addon.c | src/args.c) continue ;; esac
+  case "$src" in src/addon.c | src/args.c | src/wasm_rt/qjs_variant.c) continue ;; esac
   obj="$out/obj/$(echo "$src" | tr '/' '_' | sed 's/\.c$/.o/')"
   case "$src" in test/fuzz/fuzz_*) ;; *) objects="$objects $obj" ;; esac
   if stale "$src" "$obj"; then
@@ -93,7 +108,7 @@ for src in test/fuzz/fuzz_*.c; do
   if [ -n "$only" ] && [ "$only" != "$name" ]; then continue; fi
   harnesses="$harnesses $name"
   obj="$out/obj/test_fuzz_$name.o"
-  clang $san $objects "$obj" "$engine" -lmsgpackc -lm -lpthread -o "$out/$name"
+  clang $san $objects "$obj" $engine -lmsgpackc -lm -lpthread -o "$out/$name"
 done
 if [ -z "$harnesses" ]; then
   echo "fuzz: no harness named '$only' (test/fuzz/fuzz_*.c)" >&2

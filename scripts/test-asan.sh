@@ -63,7 +63,7 @@ addon="$work/build/Release/nexus_wasm_bridge.node"
 # newer than everything it is built from.
 wasm=$(node -p "require.resolve('quickjs-wasi/quickjs.wasm')")
 if [ -f "$addon" ] && [ -f "$work/build/Makefile" ] &&
-   [ -z "$(find -L "$root/src" "$root/binding.gyp" "$root/scripts/embed.js" "$root/package-lock.json" \
+   [ -z "$(find -L "$root/src" "$root/binding.gyp" "$root/scripts/embed.js" "$root/scripts/wasm-api.js" "$root/scripts/contract.js" "$root/package-lock.json" \
           "$work/common.gypi" "$wasm" -newer "$addon" -print -quit)" ]; then
   echo "test-asan: $addon is up to date"
 else
@@ -130,6 +130,11 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${NEXUS_ASAN_LSAN:+:log_
 export NEXUS_WASM_BRIDGE_ADDON="$addon"
 # Tests that cannot run under ASan skip themselves when this is set.
 export NEXUS_ASAN=1
+# The suites' runtimes check bounds (config.memoryCheck 'bounds', through
+# test/helpers.js): under ASan, which has its own SIGSEGV handler and
+# alternate stacks, a guest fault stays a plain trap and a report is never a
+# fault we turned into one. test/guard.test.js names guard mode itself.
+export NEXUS_TEST_MEMORY_CHECK="${NEXUS_TEST_MEMORY_CHECK:-bounds}"
 # Child processes (test/security/harness.js, the CLI tests) inherit all of
 # this, LD_PRELOAD included, so they run the instrumented addon too.
 export LD_PRELOAD="$libasan $libubsan${LD_PRELOAD:+ $LD_PRELOAD}"

@@ -39,22 +39,26 @@ const PATHS = {
   // memory.test.js takes a minute per path; the sync run keeps it (sync.c
   // has its own sandbox life cycle), batch jobs reuse the worker's.
   batch: [...SEMANTIC.filter((f) => !f.endsWith('memory.test.js')), 'test/suspend.test.js'],
+  // The async path again on the bounds-checked engine (guard pages are the
+  // default): everything that runs handlers, and the memory-check tests.
+  bounds: [...SEMANTIC, 'test/suspend.test.js', 'test/executor-real.test.js', 'test/guard.test.js'],
 };
+// Which engine path and memoryCheck mode each pass runs on.
+const MODE = { async: ['async'], sync: ['sync'], batch: ['batch'], bounds: ['async', 'bounds'] };
 
 const wanted = process.argv.slice(2);
-for (const p of wanted) if (!PATHS[p]) throw new Error(`unknown path ${p}: async, sync or batch`);
+for (const p of wanted) if (!PATHS[p]) throw new Error(`unknown pass ${p}: async, sync, batch or bounds`);
 const log = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-test-')), 'paths.jsonl');
 
 let failed = false;
 const summary = [];
 for (const name of wanted.length ? wanted : Object.keys(PATHS)) {
   const t0 = Date.now();
-  process.stdout.write(`\n== ${name} path: ${PATHS[name].length} files ==\n`);
-  const r = spawnSync(process.execPath, ['--test', ...PATHS[name]], {
-    cwd: ROOT,
-    stdio: 'inherit',
-    env: { ...process.env, NEXUS_TEST_PATH: name, NEXUS_TEST_PATH_LOG: log },
-  });
+  const [enginePath, memoryCheck] = MODE[name];
+  process.stdout.write(`\n== ${name}: ${PATHS[name].length} files ==\n`);
+  const env = { ...process.env, NEXUS_TEST_PATH: enginePath, NEXUS_TEST_PATH_LOG: log };
+  if (memoryCheck) env.NEXUS_TEST_MEMORY_CHECK = memoryCheck;
+  const r = spawnSync(process.execPath, ['--test', ...PATHS[name]], { cwd: ROOT, stdio: 'inherit', env });
   if (r.status !== 0) failed = true;
   summary.push({ name, ok: r.status === 0, seconds: (Date.now() - t0) / 1000 });
 }
@@ -71,7 +75,7 @@ fs.rmSync(path.dirname(log), { recursive: true, force: true });
 
 process.stdout.write('\n');
 for (const s of summary) {
-  const t = totals[s.name];
+  const t = s.name === MODE[s.name][0] ? totals[s.name] : undefined;
   const routing = t
     ? `: ${t.routed} executions on the ${s.name} path, ${t.suspendFallback} re-run on async (they call $ext), ` +
       `${t.argumentFallback} bad-argument calls left to executeHandler's own checks`

@@ -625,6 +625,12 @@ static napi_value addon_stats(napi_env env, napi_callback_info info) {
     if (s.by_code[i] && set_num(env, by, nx_error_name((nx_error_code_t)i), (double)s.by_code[i]))
       goto fail;
   NX_CALL(napi_set_named_property(env, obj, "executionsByCode", by));
+  if (a->rt) {
+    static const char *const names[] = NX_MEMORY_CHECK_NAMES;
+    napi_value mode;
+    NX_CALL(napi_create_string_utf8(env, names[s.memory_check], NAPI_AUTO_LENGTH, &mode));
+    NX_CALL(napi_set_named_property(env, obj, "memoryCheck", mode));
+  }
   return obj;
 fail:
   nx_args_throw_last(env, "stats failed");
@@ -678,6 +684,33 @@ fail:
   return NULL;
 }
 
+/* injectFault(kind) (sync), kind 'oob' or 'stack': the next execution's
+ * sandbox faults before its handler runs (nx_runtime_inject_fault). For the
+ * tests; it can only make that execution fail. */
+static napi_value addon_inject_fault(napi_env env, napi_callback_info info) {
+  NX_ARGV(1);
+  char kind[8];
+  size_t len = 0;
+  uint32_t code;
+  napi_valuetype t;
+
+  NX_CALL(napi_typeof(env, argv[0], &t));
+  if (t == napi_string) NX_CALL(napi_get_value_string_utf8(env, argv[0], kind, sizeof kind, &len));
+  code = t != napi_string             ? 0
+         : strcmp(kind, "oob") == 0   ? NX_ENGINE_FAULT_OOB
+         : strcmp(kind, "stack") == 0 ? NX_ENGINE_FAULT_STACK
+                                      : 0;
+  if (code == 0 || a->rt == NULL || nx_runtime_inject_fault(a->rt, code) != NX_RC_OK) {
+    napi_throw_range_error(
+        env, NULL, "injectFault(kind): 'oob', or 'stack' with guard pages, on a live runtime");
+    return NULL;
+  }
+  return NULL;
+fail:
+  nx_args_throw_last(env, "injectFault failed");
+  return NULL;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor methods[] = {
       {"execute", NULL, addon_execute, NULL, NULL, NULL, napi_default, NULL},
@@ -688,6 +721,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"prometheus", NULL, addon_prometheus, NULL, NULL, NULL, napi_default, NULL},
       {"cancelSuspended", NULL, addon_cancel_suspended, NULL, NULL, NULL, napi_default, NULL},
       {"shutdown", NULL, addon_shutdown, NULL, NULL, NULL, napi_default, NULL},
+      {"injectFault", NULL, addon_inject_fault, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value cls;
   if (napi_define_class(env, "Runtime", NAPI_AUTO_LENGTH, addon_new, NULL,

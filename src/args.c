@@ -52,7 +52,48 @@ fail:
   return -1;
 }
 
-/* The contract's integer options (contract.h), then cacheDir. */
+/* config[name] as the index of one of `count` names: 1 read, 0 absent, -1
+ * thrown (TypeError for a non-string, RangeError naming the values). */
+static int config_choice(napi_env env, napi_value obj, const char *name, const char *const *names,
+                         uint32_t count, uint32_t *out) {
+  napi_value v;
+  napi_valuetype t;
+  bool has = false;
+  char value[32], msg[200];
+  size_t len = 0, at;
+  uint32_t i;
+  NX_CALL(napi_has_named_property(env, obj, name, &has));
+  if (!has) return 0;
+  NX_CALL(napi_get_named_property(env, obj, name, &v));
+  NX_CALL(napi_typeof(env, v, &t));
+  if (t == napi_undefined) return 0;
+  if (t != napi_string) {
+    snprintf(msg, sizeof msg, "config.%s must be a string", name);
+    napi_throw_type_error(env, NULL, msg);
+    return -1;
+  }
+  NX_CALL(napi_get_value_string_utf8(env, v, value, sizeof value, &len));
+  for (i = 0; i < count; i++)
+    if (len + 1 < sizeof value && strcmp(value, names[i]) == 0) {
+      *out = i;
+      return 1;
+    }
+  at = (size_t)snprintf(msg, sizeof msg, "config.%s must be ", name);
+  for (i = 0; i < count && at < sizeof msg; i++)
+    at += (size_t)snprintf(msg + at, sizeof msg - at, "%s'%s'",
+                           i == 0           ? ""
+                           : i + 1 == count ? " or "
+                                            : ", ",
+                           names[i]);
+  napi_throw_range_error(env, NULL, msg);
+  return -1;
+fail:
+  nx_args_throw_last(env, "could not read the config");
+  return -1;
+}
+
+/* The contract's integer and string-choice options (contract.h), then
+ * cacheDir. */
 int nx_args_config(napi_env env, napi_value obj, nx_config_t *cfg) {
   napi_value dir;
   napi_valuetype t;
@@ -64,6 +105,13 @@ int nx_args_config(napi_env env, napi_value obj, nx_config_t *cfg) {
   if (config_integer(env, obj, js, min, max, &cfg->member) < 0) return -1;
   NX_CONFIG_INTEGERS(NX_READ_INTEGER)
 #undef NX_READ_INTEGER
+#define NX_READ_CHOICE(js, member, names, count, def)                            \
+  {                                                                              \
+    static const char *const values[] = names;                                   \
+    if (config_choice(env, obj, js, values, count, &cfg->member) < 0) return -1; \
+  }
+  NX_CONFIG_CHOICES(NX_READ_CHOICE)
+#undef NX_READ_CHOICE
   NX_CALL(napi_has_named_property(env, obj, "maxInstances", &has));
   max_given = has;
   if (!max_given) cfg->max_instances = cfg->workers * 2;

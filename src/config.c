@@ -10,6 +10,9 @@ void nx_config_defaults(nx_config_t *cfg) {
 #define NX_CONFIG_DEFAULT(js, member, min, max, def) cfg->member = def;
   NX_CONFIG_INTEGERS(NX_CONFIG_DEFAULT)
 #undef NX_CONFIG_DEFAULT
+#define NX_CONFIG_DEFAULT(js, member, names, count, def) cfg->member = def;
+  NX_CONFIG_CHOICES(NX_CONFIG_DEFAULT)
+#undef NX_CONFIG_DEFAULT
   cfg->workers = cpus > 0 ? (uint64_t)cpus : 1;
   cfg->max_instances = cfg->workers * 2;
 }

@@ -12,6 +12,9 @@ typedef struct {
 #define NX_CONFIG_MEMBER(js, member, min, max, def) uint64_t member;
   NX_CONFIG_INTEGERS(NX_CONFIG_MEMBER)
 #undef NX_CONFIG_MEMBER
+#define NX_CONFIG_MEMBER(js, member, names, count, def) uint32_t member;
+  NX_CONFIG_CHOICES(NX_CONFIG_MEMBER) /* the value's index: NX_MEMORY_CHECK_GUARD, ... */
+#undef NX_CONFIG_MEMBER
   char cache_dir[4096]; /* "" = no disk cache */
 } nx_config_t;
 

@@ -1,9 +1,10 @@
 'use strict';
 // The contract between the package's JavaScript and its native module, in
-// one table: configuration (defaults and ranges), limits, error codes,
-// result statuses, handler languages, and the wrapper a handler is compiled
-// in. lib/ requires this file; the build turns it into contract.h for the C
-// side (scripts/contract.js). Change a value here and both sides follow.
+// one table: configuration (defaults, ranges and choices), limits, error
+// codes, result statuses, handler languages, and the wrapper a handler is
+// compiled in. lib/ requires this file; the build turns it into contract.h
+// for the C side (scripts/contract.js). Change a value here and both sides
+// follow.
 
 // Configuration options with integer values. `default: null` is computed:
 // workers from the machine's available parallelism, maxInstances as twice
@@ -21,6 +22,18 @@ const config = {
   maxDiskCacheBytes: { c: 'max_disk_cache_bytes', min: 0, max: 2 ** 50, default: 0, doc: 'compile cache on disk (0: unbounded)' },
   maxResultBytes: { c: 'max_result_bytes', min: 1 << 16, max: 1 << 30, default: 8 << 20, doc: 'encoded result of one segment at most' },
   maxHostCalls: { c: 'max_host_calls', min: 1, max: 100000000, default: 10000, doc: 'host calls of one execution at most' },
+};
+
+// Options with string values, one of `values`; `c` is the member of
+// nx_config_t, which holds the value's index. Each value becomes
+// NX_<OPTION>_<VALUE> in contract.h.
+const choices = {
+  memoryCheck: {
+    c: 'memory_check',
+    values: ['guard', 'bounds'],
+    default: 'guard',
+    doc: 'how sandboxes find out-of-bounds memory accesses: guard pages and a fault handler, or an explicit check on every access',
+  },
 };
 
 const limits = {
@@ -80,4 +93,4 @@ const handler = {
   snippetWidth: 160,
 };
 
-module.exports = { config, limits, errorCodes, rejectionCodes, statuses, languages, handler };
+module.exports = { config, choices, limits, errorCodes, rejectionCodes, statuses, languages, handler };

@@ -17,6 +17,7 @@
 #include "result.h"
 #include "state.h"
 #include "util.h"
+#include "wasm_rt/nx_fault.h"
 #include "wasm_rt/nx_wasm.h"
 
 /* ---- the first segment ------------------------------------------------------ */
@@ -301,11 +302,35 @@ static nx_status_t finish_segment(nx_exec_t *ex) {
   return status;
 }
 
+/* Native recursion until the stack runs out: the fault lands on the
+ * stack's guard, under the sandbox's NX_WASM_TRY. The volatile frame keeps
+ * the compiler from turning it into a loop. */
+static uint32_t exhaust_stack(uint32_t depth) {
+  volatile uint8_t frame[1024];
+  frame[0] = (uint8_t)depth;
+  if (depth == UINT32_MAX) return frame[0]; /* 4 TiB of stack: never */
+  return exhaust_stack(depth + 1) + frame[0];
+}
+
+static void inject_fault(nx_exec_t *ex, uint32_t kind) {
+  nx_sandbox_t *sb = ex->sb;
+  if (kind == NX_ENGINE_FAULT_OOB) /* JS_GetRuntime(ctx) loads ctx->rt: ctx is 4 GiB in */
+    (void)Q(JS_GetRuntime)(&sb->inst, UINT32_C(0xFFFFFF00));
+  else if (kind == NX_ENGINE_FAULT_STACK)
+    (void)exhaust_stack(0);
+}
+
 /* The part of a segment that runs guest code. Kept out of nx_engine_run so
  * no local lives across its setjmp: everything it leaves is in `ex`. */
 static nx_status_t run_guarded(nx_exec_t *ex, int first, const nx_answer_t *answers, uint32_t n) {
+  _Atomic uint32_t *fault = ex->engine->fault_next;
   nx_sandbox_t *sb = ex->sb;
   nx_status_t status = NX_STATUS_ERROR;
+  uint32_t kind;
+
+  if (fault && atomic_load_explicit(fault, memory_order_relaxed) &&
+      (kind = atomic_exchange(fault, 0)) != 0)
+    inject_fault(ex, kind);
 
   if (ex->mode == NX_MODE_COMPILE) {
     status = run_compile(ex);
@@ -335,6 +360,22 @@ static void trapped(nx_exec_t *ex, int trap) {
     snprintf(msg, sizeof msg, "Sandbox trapped (%s); it was reset", nx_wasm_trap_name(trap));
     nx_failure_set(ex, NX_E_INTERNAL_ERROR, msg);
   }
+}
+
+/* The guest heap's size for the result's metrics, read under a guard of its
+ * own: nothing outside a guard reads the memory of a sandbox the watchdog
+ * may still stop, because in guard mode stopping it revokes access to every
+ * page (watchdog.c) and that read would fault outside any sandbox. */
+static void read_heap_used(nx_exec_t *ex) {
+  nx_sandbox_t *sb = ex->sb;
+  nx_wasm_guard_t guard;
+  uint32_t used = 0;
+  ex->heap_used = 0;
+  if (ex->engine->heap_used_offset == 0) return;
+  if (NX_WASM_TRY(&guard, nx_sandbox_trap_memory(sb)) != 0) return;
+  if (nx_guest_read_u32(&sb->inst, sb->qrt + ex->engine->heap_used_offset, &used) == 0)
+    ex->heap_used = used;
+  nx_wasm_leave(&guard);
 }
 
 /* Each result reports what happened since the previous one, within a fresh
@@ -390,6 +431,12 @@ int nx_engine_run(nx_exec_t *ex, const nx_answer_t *answers, uint32_t nanswers, 
   segment_begin(ex);
   ex->started = 1;
   if (first && ex->mode != NX_MODE_COMPILE && parse_context(ex) != 0) goto finish;
+  /* Segments of one execution may run on different threads: each that runs
+   * a guard-page sandbox needs its alternate stack and stack bounds. */
+  if (nx_sandbox_guard_pages(sb) && nx_fault_thread_ready() != 0) {
+    nx_failure_set(ex, NX_E_INTERNAL_ERROR, "could not set up this thread for guard pages");
+    goto finish;
+  }
 
   sb->exec = ex;
   sb->interrupted = 0;
@@ -398,13 +445,15 @@ int nx_engine_run(nx_exec_t *ex, const nx_answer_t *answers, uint32_t nanswers, 
   left = ex->timeout_ns > ex->run_ns ? ex->timeout_ns - ex->run_ns : 0;
   atomic_store(&sb->deadline_ns, ex->start_ns + (left ? left : 1));
 
-  trap = NX_WASM_TRY(&guard);
+  trap = NX_WASM_TRY(&guard, nx_sandbox_trap_memory(sb));
   if (trap != 0) {
     trapped(ex, trap);
+    read_heap_used(ex);
     goto finish;
   }
   status = run_guarded(ex, first, answers, nanswers);
   nx_wasm_leave(&guard);
+  read_heap_used(ex);
 
 finish:
   nx_failure_finish(ex);

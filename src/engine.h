@@ -6,6 +6,7 @@
 #ifndef NX_ENGINE_H
 #define NX_ENGINE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,12 +42,19 @@ typedef struct {
 /* Frees what `lang` holds and empties it. */
 void nx_engine_lang_free(nx_lang_t *lang);
 
+/* Faults the tests make the next execution's sandbox have (the addon's
+ * injectFault): what a bug in the engine would do, so that its
+ * containment can be seen. */
+#define NX_ENGINE_FAULT_OOB 1u   /* a guest load far past its memory */
+#define NX_ENGINE_FAULT_STACK 2u /* native recursion under the guard, guard pages only */
+
 /* Shared by every execution of a runtime; read-only once built. */
 typedef struct {
   const nx_config_t *cfg;
-  nx_cache_t *cache;           /* bytecode by source: memory and disk */
-  char tag[NX_ENGINE_TAG_MAX]; /* engine tag (compiler.h) */
-  uint32_t heap_used_offset;   /* of JSRuntime's malloc_size; 0: unknown */
+  nx_cache_t *cache;            /* bytecode by source: memory and disk */
+  char tag[NX_ENGINE_TAG_MAX];  /* engine tag (compiler.h) */
+  uint32_t heap_used_offset;    /* of JSRuntime's malloc_size; 0: unknown */
+  _Atomic uint32_t *fault_next; /* NX_ENGINE_FAULT_* for the next execution, or 0 */
 } nx_engine_t;
 
 /* The host's answer to one pending call: MessagePack of the value, or of

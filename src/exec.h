@@ -64,6 +64,7 @@ struct nx_exec_s {
   uint64_t start_ns;           /* of the current segment */
   uint64_t interrupts0;
   uint64_t compile_us;
+  uint32_t heap_used; /* JSRuntime's malloc counter when the segment ended */
   nx_phase_t phase;
   nx_budget_t budget; /* this segment's result bytes: config.maxResultBytes */
   nx_buf_t retval;    /* returnValue (or the precompiled buffer) */

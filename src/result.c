@@ -242,10 +242,7 @@ static void pack_list(msgpack_packer *pk, const nx_out_list_t *list) {
 static void pack_metrics(msgpack_packer *pk, const nx_exec_t *ex, uint64_t duration_us,
                          uint64_t compile_us) {
   const nx_sandbox_t *sb = ex ? ex->sb : NULL;
-  uint32_t i, n = 0, used = 0;
-  if (sb && ex->engine->heap_used_offset)
-    nx_guest_read_u32((nx_wasm_instance_t *)&sb->inst, sb->qrt + ex->engine->heap_used_offset,
-                      &used);
+  uint32_t i, n = 0, used = ex ? ex->heap_used : 0;
   msgpack_pack_map(pk, 7);
   pack_str(pk, "durationUs");
   msgpack_pack_uint64(pk, duration_us);

@@ -13,6 +13,7 @@
 #include "result.h"
 #include "runtime_int.h"
 #include "util.h"
+#include "wasm_rt/nx_fault.h"
 
 /* ---- jobs -------------------------------------------------------------------- */
 
@@ -50,6 +51,11 @@ static int runtime_init(nx_runtime_t *rt, const nx_config_t *cfg, char *err, siz
   pthread_condattr_t attr;
   uint64_t t0;
   rt->cfg = *cfg;
+  /* Guard pages need our fault handler in place; if it cannot be (or
+   * something replaced it), the sandboxes check bounds instead, and
+   * getStats().memoryCheck says so. */
+  if (rt->cfg.memory_check == NX_MEMORY_CHECK_GUARD && nx_fault_ready() != 0)
+    rt->cfg.memory_check = NX_MEMORY_CHECK_BOUNDS;
   pthread_mutex_init(&rt->lock, NULL);
   pthread_condattr_init(&attr);
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -60,10 +66,11 @@ static int runtime_init(nx_runtime_t *rt, const nx_config_t *cfg, char *err, siz
   if (nx_pool_init(&rt->pool, (uint32_t)cfg->max_instances) != 0 || nx_susp_init(&rt->susp) != 0)
     goto oom;
   t0 = nx_util_now_ns();
-  rt->snap = nx_snap_create(cfg, nx_host_names, err, errlen);
+  rt->snap = nx_snap_create(&rt->cfg, nx_host_names, err, errlen);
   if (rt->snap == NULL) return NX_RC_INVALID;
   rt->stats.snapshot_create_us = (nx_util_now_ns() - t0) / 1000u;
   rt->engine.cfg = &rt->cfg;
+  rt->engine.fault_next = &rt->fault_next;
   nx_compiler_engine_tag(rt->engine.tag, sizeof rt->engine.tag, nx_snap_qjs_version(rt->snap));
   rt->engine.heap_used_offset = nx_snap_heap_used_offset(rt->snap);
   rt->engine.cache = nx_cache_new(cfg->max_cache_bytes, cfg->cache_dir[0] ? cfg->cache_dir : NULL,
@@ -234,7 +241,9 @@ int nx_runtime_submit_many(nx_runtime_t *rt, nx_job_t **jobs, uint32_t n) {
   return NX_RC_OK;
 }
 
-int nx_runtime_submit(nx_runtime_t *rt, nx_job_t *job) { return nx_runtime_submit_many(rt, &job, 1); }
+int nx_runtime_submit(nx_runtime_t *rt, nx_job_t *job) {
+  return nx_runtime_submit_many(rt, &job, 1);
+}
 
 /* Looks every id up before claiming any, so a bad batch claims nothing. */
 static int find_calls(nx_runtime_t *rt, nx_job_t *job, const uint8_t (*ids)[NX_SUSPENSION_ID_BYTES],
@@ -308,6 +317,14 @@ int nx_runtime_cancel_suspended(nx_runtime_t *rt, const uint8_t *id) {
 
 /* ---- numbers out -------------------------------------------------------------- */
 
+int nx_runtime_inject_fault(nx_runtime_t *rt, uint32_t kind) {
+  /* Without our handler a stack overflow is the process's end. */
+  if (kind == NX_ENGINE_FAULT_STACK && rt->cfg.memory_check != NX_MEMORY_CHECK_GUARD)
+    return NX_RC_INVALID;
+  atomic_store(&rt->fault_next, kind);
+  return NX_RC_OK;
+}
+
 void nx_runtime_stats(nx_runtime_t *rt, nx_stats_t *out) {
   nx_cache_stats_t cs;
   nx_metrics_totals_t mt;
@@ -320,6 +337,7 @@ void nx_runtime_stats(nx_runtime_t *rt, nx_stats_t *out) {
   out->workers = rt->nthreads;
   out->suspended = rt->susp.nparked;
   out->memory = rt->pool.memory + rt->parked_memory;
+  out->memory_check = rt->cfg.memory_check;
   pthread_mutex_unlock(&rt->lock);
   nx_cache_stats(rt->engine.cache, &cs);
   nx_metrics_totals(rt->metrics, &mt);

@@ -40,7 +40,7 @@ typedef struct nx_job_s {
   const char *reject_code;
   char reject_message[160];
   struct nx_batch_s *batch; /* the caller's batch, if any */
-  void *data; /* the caller's (the addon keeps its promise here) */
+  void *data;               /* the caller's (the addon keeps its promise here) */
 } nx_job_t;
 
 typedef void (*nx_job_done_cb)(nx_job_t *job, void *arg);
@@ -62,6 +62,7 @@ typedef struct {
   uint64_t snapshot_create_us;                 /* fresh instance + QuickJS init + image */
   uint64_t resets, reset_ns_sum;               /* sandboxes put back to the image */
   uint64_t instantiations, instantiate_ns_sum; /* sandboxes made from the image */
+  uint32_t memory_check;                       /* NX_MEMORY_CHECK_*: what the sandboxes use */
 } nx_stats_t;
 
 typedef struct nx_runtime_s nx_runtime_t;
@@ -95,6 +96,11 @@ void nx_runtime_cancel(nx_runtime_t *rt);
  * error first and parked executions are discarded. Call once. */
 void nx_runtime_stop(nx_runtime_t *rt);
 void nx_runtime_stats(nx_runtime_t *rt, nx_stats_t *out);
+
+/* Test hook: the next execution to start (on any thread) makes its sandbox
+ * fault (NX_ENGINE_FAULT_*) before it runs the handler. NX_RC_INVALID for
+ * a stack overflow without guard pages, which would end the process. */
+int nx_runtime_inject_fault(nx_runtime_t *rt, uint32_t kind);
 /* Prometheus text exposition (malloc'd), or NULL on allocation failure. */
 char *nx_runtime_prometheus(nx_runtime_t *rt, size_t *len);
 void nx_job_free(nx_job_t *job);

@@ -59,7 +59,8 @@ struct nx_runtime_s {
   _Atomic uint32_t work;
   _Atomic uint32_t spinning; /* workers polling now: submitters skip the wake */
   _Atomic int stopping;
-  _Atomic int cancel; /* every sandbox's interrupt check reads it */
+  _Atomic int cancel;          /* every sandbox's interrupt check reads it */
+  _Atomic uint32_t fault_next; /* engine.fault_next points here (test hook) */
 
   pthread_mutex_t lock;
   pthread_cond_t cond;     /* on CLOCK_MONOTONIC, for parking deadlines */
@@ -75,7 +76,7 @@ struct nx_runtime_s {
   int closing;        /* shutdown() began: no new starts, no new parking */
   nx_sync_slot_t sync[NX_SYNC_SANDBOXES];
   pthread_cond_t sync_cond; /* a sync sandbox came back from its reset */
-  nx_stats_t stats;   /* the runtime's own fields; results are in metrics */
+  nx_stats_t stats;         /* the runtime's own fields; results are in metrics */
 };
 
 /* The helpers runtime.c and worker.c share, here so that neither calls

@@ -12,13 +12,16 @@
 #include <time.h>
 
 #include "bootstrap_js.h" /* generated: nx_bootstrap_js[], nx_bootstrap_js_len */
+#include "wasm_rt/nx_fault.h"
 #include "wasm_rt/nx_wasm.h"
 
 #define NX_SCRATCH_INITIAL 4096u
 #define NX_OUTS 512u /* out-parameter words */
 
-static pthread_once_t module_once = PTHREAD_ONCE_INIT;
-static void module_init(void) { Z_qjs_init_module(); }
+/* Each variant registers its function types once per process. */
+static pthread_once_t bounds_once = PTHREAD_ONCE_INIT, guard_once = PTHREAD_ONCE_INIT;
+static void bounds_init(void) { nx_qjs_bounds.module_init(); }
+static void guard_init(void) { nx_qjs_guard.module_init(); }
 
 /* ---- guest memory helpers --------------------------------------------- */
 
@@ -124,13 +127,19 @@ void nx_sandbox_string_free(nx_mem_t *mem, char *s, const char *buf) {
 
 uint64_t nx_sandbox_memory_bytes(const nx_sandbox_t *sb) { return sb->inst.w2c_memory.size; }
 
+int nx_sandbox_guard_pages(const nx_sandbox_t *sb) { return sb->env_imports.api == &nx_qjs_guard; }
+
+const wasm_rt_memory_t *nx_sandbox_trap_memory(const nx_sandbox_t *sb) {
+  return nx_sandbox_guard_pages(sb) ? &sb->inst.w2c_memory : NULL;
+}
+
 const char *nx_sandbox_engine_package(void) { return NX_QJS_WASI_VERSION; }
 const char *nx_sandbox_bootstrap_sha256(void) { return NX_BOOTSTRAP_SHA256; }
 
 void nx_sandbox_qjs_version(nx_sandbox_t *sb, char *out, size_t outlen) {
   nx_wasm_guard_t guard;
   out[0] = 0;
-  if (NX_WASM_TRY(&guard) == 0) {
+  if (NX_WASM_TRY(&guard, nx_sandbox_trap_memory(sb)) == 0) {
     uint32_t p = Q(JS_GetVersion)(&sb->inst);
     const uint8_t *s = nx_guest_bytes(&sb->inst, p, 1);
     size_t n = 0;
@@ -248,16 +257,29 @@ static nx_sandbox_t *create(const nx_config_t *cfg, const char *const *host_name
     snprintf(err, errlen, "out of memory while creating a sandbox");
     return NULL;
   }
-  pthread_once(&module_once, module_init);
+  if (cfg->memory_check == NX_MEMORY_CHECK_GUARD) {
+    sb->env_imports.api = &nx_qjs_guard;
+    pthread_once(&guard_once, guard_init);
+    if (nx_fault_thread_ready() != 0) {
+      snprintf(err, errlen, "could not set up this thread for guard pages");
+      free(sb);
+      return NULL;
+    }
+  } else {
+    sb->env_imports.api = &nx_qjs_bounds;
+    pthread_once(&bounds_once, bounds_init);
+  }
   sb->env_imports.sb = sb;
   sb->wasi_imports.sb = sb;
   sb->run = sb->mkerr = sb->settle = NX_UNDEFINED;
   sb->copy = sb->describe = sb->date_time = sb->lazy = NX_UNDEFINED;
   nx_wasm_set_next_memory_max(nx_config_memory_reserve(cfg));
 
-  trap = NX_WASM_TRY(&guard);
+  /* The memory does not exist yet: the guard names where it will be, and
+   * covers it from the moment the instantiation maps it. */
+  trap = NX_WASM_TRY(&guard, nx_sandbox_trap_memory(sb));
   if (trap == 0) {
-    Z_qjs_instantiate(&sb->inst, &sb->env_imports, &sb->wasi_imports);
+    sb->env_imports.api->module_instantiate(&sb->inst, &sb->env_imports, &sb->wasi_imports);
     trap = !host_names || sandbox_init(sb, cfg, host_names, err, errlen) == 0 ? 0 : -1;
     nx_wasm_leave(&guard);
   } else {
@@ -266,7 +288,7 @@ static nx_sandbox_t *create(const nx_config_t *cfg, const char *const *host_name
   if (trap != 0) {
     /* The instance owns only its memory and table: free() them, whatever
      * state QuickJS was left in. */
-    Z_qjs_free(&sb->inst);
+    sb->env_imports.api->module_free(&sb->inst);
     free(sb);
     return NULL;
   }
@@ -286,6 +308,6 @@ void nx_sandbox_free(nx_sandbox_t *sb) {
   if (sb == NULL) return;
   /* No need to tear QuickJS down inside the guest: its whole world is the
    * linear memory we unmap here. */
-  Z_qjs_free(&sb->inst);
+  sb->env_imports.api->module_free(&sb->inst);
   free(sb);
 }

@@ -17,10 +17,8 @@
 typedef struct nx_sandbox_s nx_sandbox_t;
 typedef struct nx_exec_s nx_exec_t;
 
-/* The instance structs wasm2c leaves to the embedder: imports receive them. */
-struct Z_env_instance_t {
-  nx_sandbox_t *sb;
-};
+/* The WASI instance struct wasm2c leaves to the embedder (the env one is in
+ * guest.h): imports receive it. */
 struct Z_wasi_snapshot_preview1_instance_t {
   nx_sandbox_t *sb;
 };
@@ -100,6 +98,14 @@ void nx_sandbox_string_free(nx_mem_t *mem, char *s, const char *buf);
 
 /* Bytes of linear memory the guest has grown to. */
 uint64_t nx_sandbox_memory_bytes(const nx_sandbox_t *sb);
+
+/* 1 when the sandbox runs the guard variant (config.memoryCheck 'guard'):
+ * its memory is an 8 GiB reservation, accesses past the committed pages
+ * fault, and the watchdog stops it by revoking access (watchdog.c). */
+int nx_sandbox_guard_pages(const nx_sandbox_t *sb);
+/* What NX_WASM_TRY needs for this sandbox: its memory for the guard
+ * variant (a fault inside it is this sandbox's trap), NULL otherwise. */
+const wasm_rt_memory_t *nx_sandbox_trap_memory(const nx_sandbox_t *sb);
 
 /* Build facts of the engine, for the precompiled-handler header: the
  * quickjs-wasi package version and the bootstrap's SHA-256 (hex). */

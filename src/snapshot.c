@@ -69,7 +69,7 @@ static uint32_t match_heap_used(nx_sandbox_t *sb) {
 static uint32_t find_heap_used_offset(nx_sandbox_t *sb) {
   nx_wasm_guard_t guard;
   uint32_t found;
-  if (NX_WASM_TRY(&guard) != 0) return 0;
+  if (NX_WASM_TRY(&guard, nx_sandbox_trap_memory(sb)) != 0) return 0;
   found = match_heap_used(sb);
   nx_wasm_leave(&guard);
   return found;
@@ -214,7 +214,7 @@ done:
 int nx_snap_reset(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
   wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
   const wasm_rt_funcref_table_t *t = &sb->inst.w2c___indirect_function_table;
-
+  size_t committed;
   uint32_t i;
 
   /* QuickJS never writes its table; a changed one means we cannot know
@@ -226,12 +226,20 @@ int nx_snap_reset(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
         b->module_instance == snap->tmpl_inst ? (const void *)&sb->inst : b->module_instance;
     if (a->func_type != b->func_type || a->func != b->func || a->module_instance != inst) return -1;
   }
-  if (mem->size > snap->size) { /* memory the execution grew: give it back */
-    size_t extra = (size_t)mem->size - snap->size;
+  /* Committed pages, from `pages`: the watchdog zeroes `size` of a segment
+   * it stops, never `pages`. */
+  committed = (size_t)mem->pages * WASM_PAGE;
+  if (committed > snap->size) { /* memory the execution grew: give it back */
+    size_t extra = committed - snap->size;
     if (madvise(mem->data + snap->size, extra, MADV_DONTNEED) != 0 ||
         mprotect(mem->data + snap->size, extra, PROT_NONE) != 0)
       return -1;
   }
+  /* A guard-page sandbox the watchdog stopped had its pages made
+   * inaccessible (watchdog.c): give the image range its access back before
+   * the copy below touches it. */
+  if (atomic_load(&sb->killed) && mprotect(mem->data, snap->size, PROT_READ | PROT_WRITE) != 0)
+    return -1;
   mem->pages = (uint32_t)(snap->size / WASM_PAGE);
   mem->size = (uint32_t)snap->size;
   if (snap->pagemap < 0 || restore_private_pages(snap, mem->data) != 0) {

@@ -4,12 +4,18 @@
  * (the engine reports TIMEOUT, the reset restores the size). The store
  * races with the generated code's plain reads of the size, on purpose:
  * any later read sees 0 or the old size, and the old size only delays the
- * stop. Under the slot's lock, so it never touches a sandbox after its
- * segment ended. */
+ * stop. The guard variant checks no size on loads and stores, so its
+ * committed pages are made inaccessible as well: the next access faults,
+ * and the fault handler unwinds the worker the same way (the reset gives
+ * the access back). Done again every period while the segment runs, which
+ * also covers pages a grow committed meanwhile. Under the slot's lock, so it
+ * never touches a sandbox after its segment ended; the host reads guest
+ * memory only under a guard while it may (engine.c). */
 #include "watchdog.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "util.h"
@@ -39,8 +45,14 @@ static void check(nx_watchdog_t *wd, uint64_t now) {
     if (s->running) {
       uint64_t deadline = atomic_load_explicit(&s->running->deadline_ns, memory_order_relaxed);
       if (deadline && now > deadline + NX_GRACE_NS) {
+        wasm_rt_memory_t *mem = &s->running->inst.w2c_memory;
         atomic_store_explicit(&s->running->killed, 1, memory_order_relaxed);
-        __atomic_store_n(&s->running->inst.w2c_memory.size, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&mem->size, 0, __ATOMIC_RELAXED);
+        /* Fails only for lack of memory to split the mapping: then the
+         * segment runs on and this is tried again next period. */
+        if (nx_sandbox_guard_pages(s->running))
+          (void)mprotect(mem->data, (size_t)__atomic_load_n(&mem->pages, __ATOMIC_RELAXED) * 65536u,
+                         PROT_NONE);
       }
     }
     pthread_mutex_unlock(&s->lock);

@@ -8,10 +8,10 @@ const { inspect } = require('util');
 const { Worker } = require('worker_threads');
 const { NexusRuntime, validateConfig } = require('..');
 const contract = require('../src/contract');
-const { context } = require('./helpers');
+const { context, runtime, testConfig } = require('./helpers');
 
 test('config: defaults', async () => {
-  const rt = new NexusRuntime();
+  const rt = runtime({});
   const c = rt.config;
   assert.equal(c.workers, os.availableParallelism ? os.availableParallelism() : os.cpus().length);
   assert.equal(c.maxInstances, c.workers * 2);
@@ -75,7 +75,7 @@ test('config: accepted seed options; cacheDir is created if missing', async () =
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nx-api-'));
   const cacheDir = path.join(tmp, 'made', 'by', 'the', 'runtime');
   try {
-    const rt = new NexusRuntime({
+    const rt = runtime({
       workers: 1, enableSIMD: true, enableBulkMemory: true, enableAOT: false,
       quickjsModulePath: require.resolve('quickjs-wasi/quickjs.wasm'), cacheDir,
     });
@@ -91,7 +91,7 @@ test('config: accepted seed options; cacheDir is created if missing', async () =
 });
 
 test('minInstances: that many sandboxes are created up front, before any execution', { timeout: 30000 }, async (t) => {
-  const rt = new NexusRuntime({ workers: 2, maxInstances: 4, minInstances: 3 });
+  const rt = runtime({ workers: 2, maxInstances: 4, minInstances: 3 });
   try {
     // created in the background: wait until they are ready (idle), until the
     // test's timeout (liveInstances counts one as soon as its creation starts)
@@ -107,7 +107,7 @@ test('minInstances: that many sandboxes are created up front, before any executi
 });
 
 test('executeHandler rejects bad arguments with TypeErrors', async () => {
-  const rt = new NexusRuntime({ workers: 1 });
+  const rt = runtime({ workers: 1 });
   const ok = context();
   const cases = [
     [[42, ok], 'handler code must be a string'],
@@ -143,7 +143,7 @@ test('the native layer checks its own arguments too', async () => {
   assert.throws(() => new native.Runtime({ minInstances: 3, maxInstances: 2 }),
     { name: 'RangeError', message: 'config.minInstances must not exceed config.maxInstances' });
   assert.throws(() => new native.Runtime({ cacheDir: `/tmp/${'d'.repeat(5000)}` }), { name: 'RangeError', message: 'config.cacheDir is too long' });
-  const n = new native.Runtime({ workers: 1 });
+  const n = new native.Runtime(testConfig({ workers: 1 }));
   const USAGE = 'execute(code, context, timeoutMs): ';
   assert.throws(() => n.execute(1, Buffer.alloc(0), 0), { name: 'TypeError', message: `${USAGE}code must be a string` });
   assert.throws(() => n.execute('1', {}, 0), { name: 'TypeError', message: `${USAGE}context must be a Buffer` });
@@ -185,7 +185,7 @@ test('the native layer checks its own arguments too', async () => {
 });
 
 test('executions are queued FIFO beyond maxInstances', async () => {
-  const rt = new NexusRuntime({ workers: 2, maxInstances: 1 });
+  const rt = runtime({ workers: 2, maxInstances: 1 });
   const order = [];
   const runs = Array.from({ length: 6 }, (_, i) =>
     rt.executeHandler('const t = Date.now(); while (Date.now() - t < 5) {} return $args.i', context({ args: { i } }))
@@ -199,7 +199,7 @@ test('executions are queued FIFO beyond maxInstances', async () => {
 });
 
 test('stats count executions by status and code', async () => {
-  const rt = new NexusRuntime({ workers: 1 });
+  const rt = runtime({ workers: 1 });
   await rt.executeHandler('return 1', context());
   await rt.executeHandler('throw new Error()', context());
   await rt.executeHandler("$emit('x')", context({ capabilities: [] }));
@@ -217,7 +217,7 @@ test('stats count executions by status and code', async () => {
 });
 
 test('shutdown lets in-flight executions finish, then rejects new calls; idempotent', async () => {
-  const rt = new NexusRuntime({ workers: 1 });
+  const rt = runtime({ workers: 1 });
   const inflight = rt.executeHandler('const t = Date.now(); while (Date.now() - t < 50) {} return "done"', context());
   // In flight means started: wait until a worker runs it (queued ones end
   // with an error result instead, see metrics.test.js).
@@ -235,7 +235,7 @@ test('shutdown lets in-flight executions finish, then rejects new calls; idempot
 test('a runtime that is never shut down does not keep the process alive', async () => {
   const { execFileSync } = require('child_process');
   const script = `const { NexusRuntime } = require(${JSON.stringify(path.join(__dirname, '..'))});
-    const rt = new NexusRuntime({ workers: 2, minInstances: 1 });
+    const rt = new NexusRuntime(require(${JSON.stringify(path.join(__dirname, 'helpers.js'))}).testConfig({ workers: 2, minInstances: 1 }));
     rt.executeHandler('return 7', { panelId: 'p', handlerName: 'h', stateSnapshot: {}, args: {}, scope: {}, capabilities: [] })
       .then((r) => console.log('result', r.returnValue));`;
   const out = execFileSync(process.execPath, ['-e', script], { timeout: 10000 }).toString();
@@ -246,7 +246,7 @@ test('the addon loads in several worker threads at once', async () => {
   const code = `const { parentPort, workerData } = require('worker_threads');
     const { NexusRuntime } = require(${JSON.stringify(path.join(__dirname, '..'))});
     (async () => {
-      const rt = new NexusRuntime({ workers: 1 });
+      const rt = new NexusRuntime(require(${JSON.stringify(path.join(__dirname, 'helpers.js'))}).testConfig({ workers: 1 }));
       const r = await rt.executeHandler('return $args.n * 10', { panelId: 'p', handlerName: 'h', stateSnapshot: {},
         args: { n: workerData }, scope: {}, capabilities: [] });
       await rt.shutdown();
@@ -266,7 +266,7 @@ test('terminating a worker thread mid-execution is clean', async () => {
   // would still run: the test's own timeout is what fails a hang.
   const code = `const { parentPort } = require('worker_threads');
     const { NexusRuntime } = require(${JSON.stringify(path.join(__dirname, '..'))});
-    const rt = new NexusRuntime({ workers: 1 });
+    const rt = new NexusRuntime(require(${JSON.stringify(path.join(__dirname, 'helpers.js'))}).testConfig({ workers: 1 }));
     rt.executeHandler('while (true) {}', { panelId: 'p', handlerName: 'h', stateSnapshot: {}, args: {}, scope: {},
       capabilities: [] }, 60000).then((r) => parentPort.postMessage('finished ' + r.status));
     const poll = () => (rt.getStats().activeInstances === 1 ? parentPort.postMessage('running') : setTimeout(poll, 1));
@@ -284,7 +284,7 @@ test('terminating a worker thread mid-execution is clean', async () => {
 test('random and mutated context bytes never crash the native layer', async () => {
   const native = require('../lib/native');
   const { pack, unpack } = require('msgpackr');
-  const n = new native.Runtime({ workers: 2 });
+  const n = new native.Runtime(testConfig({ workers: 2 }));
   const valid = pack({ panelId: 'p', handlerName: 'h', stateSnapshot: { a: [1, { b: 'c' }], d: new Date(0) },
     args: { x: new Uint16Array([1, 2]) }, scope: {}, capabilities: ['state:read:*'] });
   let seed = 12345;

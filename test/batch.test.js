@@ -6,9 +6,9 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { NexusRuntime } = require('..');
 const contract = require('../src/contract');
-const { context } = require('./helpers');
+const { context, testConfig } = require('./helpers');
 
-const rt = new NexusRuntime({ workers: 2, maxInstances: 2 });
+const rt = new NexusRuntime(testConfig({ workers: 2, maxInstances: 2 }));
 test.after(() => rt.shutdown());
 
 function stable(r) {
@@ -111,7 +111,7 @@ test('items that are not an array are a TypeError; more than the limit a RangeEr
 });
 
 test('after shutdown() executeBatch rejects with SHUT_DOWN', async () => {
-  const r2 = new NexusRuntime({ workers: 1 });
+  const r2 = new NexusRuntime(testConfig({ workers: 1 }));
   const inflight = r2.executeBatch([{ code: 'return 1', context: context() }, { code: 'return 2', context: context() }]);
   const done = r2.shutdown();
   await assert.rejects(r2.executeBatch([{ code: 'return 1', context: context() }]), { code: 'SHUT_DOWN' });

@@ -5,7 +5,7 @@ const fs = require('fs');
 const path = require('path');
 const { execFileSync } = require('child_process');
 const { NexusRuntime } = require('..');
-const { context } = require('./helpers');
+const { context, runtime } = require('./helpers');
 
 const ROOT = path.join(__dirname, '..');
 
@@ -13,7 +13,7 @@ test('the engine is wasm2c output of the pinned quickjs-wasi, built into build/'
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
   assert.match(pkg.dependencies['quickjs-wasi'], /^\d+\.\d+\.\d+$/, 'pinned to an exact version');
   const gen = fs.readdirSync(path.join(ROOT, 'build', 'Release', 'obj', 'gen', 'nexus'));
-  assert.deepEqual(gen.sort(), ['bootstrap_js.h', 'contract.h', 'qjs_wasm.c', 'qjs_wasm.h']);
+  assert.deepEqual(gen.sort(), ['bootstrap_js.h', 'contract.h', 'qjs_api.h', 'qjs_guard_names.h', 'qjs_wasm.c', 'qjs_wasm.h']);
 });
 
 // Only a git checkout can say what is committed (an installed package is not one).
@@ -35,7 +35,7 @@ if (tracked) {
 }
 
 test('four worker threads run sandboxes side by side with correct results', async () => {
-  const rt = new NexusRuntime({ workers: 4, maxInstances: 4 });
+  const rt = runtime({ workers: 4, maxInstances: 4 });
   try {
     // Side by side: four executions that each stay running for 1000 ms of
     // their own clock, submitted at once, were all running at one instant

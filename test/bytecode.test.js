@@ -262,12 +262,14 @@ function prng(seed) {
 const CHILD = `
   const fs = require('fs');
   const { NexusRuntime } = require(process.env.NX_PKG);
+  const { testConfig } = require(process.env.NX_PKG + '/test/helpers.js');
   const list = JSON.parse(fs.readFileSync(process.env.NX_INPUT, 'utf8')).map((b) => Buffer.from(b, 'base64'));
   const ctx = { panelId: 'p', handlerName: 'fuzz', stateSnapshot: { k: 1 }, args: {}, scope: {},
     capabilities: ['state:read:*', 'state:write:*', 'events:emit:*', 'view:update:*'] };
   const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
   (async () => {
-    const rt = new NexusRuntime({ workers: 16, maxInstances: 16, memoryLimitBytes: 16 * 1024 * 1024 });
+    const n = Number(process.env.NX_INSTANCES);
+    const rt = new NexusRuntime(testConfig({ workers: n, maxInstances: n, memoryLimitBytes: 16 * 1024 * 1024 }));
     await Promise.all(list.map(async (b, i) => {
       const r = await rt.executeCompiledHandler(b, ctx, 1000);
       out({ i, status: r.status, code: r.error ? r.error.code : null, message: r.error ? r.error.message : null });
@@ -284,7 +286,7 @@ const CHILD = `
 // fails. Far above what the children need, so load cannot trip it.
 const HANG_MS = 60000;
 
-async function runCrafted(buffers, watchdogMs) {
+async function runCrafted(buffers, watchdogMs, instances = 16) {
   const { spawn } = require('node:child_process');
   const fs = require('node:fs');
   const os = require('node:os');
@@ -294,7 +296,7 @@ async function runCrafted(buffers, watchdogMs) {
     const input = path.join(dir, 'crafted.json');
     fs.writeFileSync(input, JSON.stringify(buffers.map((b) => Buffer.from(b).toString('base64'))));
     const child = spawn(process.execPath, ['-e', CHILD], {
-      env: { ...process.env, NX_PKG: path.join(__dirname, '..'), NX_INPUT: input },
+      env: { ...process.env, NX_PKG: path.join(__dirname, '..'), NX_INPUT: input, NX_INSTANCES: String(instances) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -424,6 +426,17 @@ test('crafted bytecode with an undefined opcode (0xfc to 0xff) ends with an erro
     ...['fd', 'fe', 'ff'].map((op) => ['error', 'EXECUTION_ERROR', `InternalError: invalid opcode: pc=0 opcode=0x${op}`]),
   ]);
   assertChildOk(res, 'opcode 0xfc');
+});
+
+test('a sandbox the watchdog stopped is reset and serves the next execution (one sandbox; guard mode revokes its pages to stop it)', async () => {
+  const bc = await rt.precompileHandler('return 7');
+  const body = unchecked(parts(bc).body);
+  const at = body.indexOf(Buffer.from([0xc1, 0x2f]));
+  body[at] = 0xfc;
+  const res = await runCrafted([reseal(bc, body), reseal(bc, body)], HANG_MS, 1);
+  const stopped = ['error', 'TIMEOUT', 'Execution timed out after 1000 ms (stopped inside the engine)'];
+  assert.deepEqual([...res.results.values()].map((r) => [r.status, r.code, r.message]), [stopped, stopped]);
+  assertChildOk(res, 'one sandbox, stopped twice');
 });
 
 test('the runtime of this file keeps serving after crafted bytecode', async () => {

@@ -338,12 +338,13 @@ test('disk: a checksummed file that QuickJS cannot read is recompiled and replac
 
 const CHILD = `
   const { NexusRuntime } = require(process.env.NX_PKG);
+  const { testConfig } = require(process.env.NX_PKG + '/test/helpers.js');
   const [dir, who] = [process.env.NX_DIR, process.env.NX_WHO];
   const src = ${src.toString()};
   const expected = ${expected.toString()};
   const ctx = (k) => ({ panelId: 'p', handlerName: 'h', stateSnapshot: {}, args: { k }, scope: {}, capabilities: ['events:emit:*'] });
   (async () => {
-    const rt = new NexusRuntime({ workers: 2, cacheDir: dir });
+    const rt = new NexusRuntime(testConfig({ workers: 2, cacheDir: dir }));
     const jobs = [];
     for (let round = 0; round < 2; round++) {
       for (let i = 0; i < 20; i++) jobs.push(['shared', i], [who, i]);

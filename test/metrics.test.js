@@ -194,7 +194,7 @@ test('getStats(): every field, counted from a known history', async () => {
   const s = rt.getStats();
   assert.deepEqual(Object.keys(s).sort(), ['activeInstances', 'availableInstances', 'avgExecutionTimeUs', 'avgInstantiateUs',
     'avgResetUs', 'cacheBytes', 'cacheEntries', 'cacheHitRate', 'cacheHits', 'cacheMisses', 'errorsByCode',
-    'executionsByStatus', 'inFlightExecutions', 'instantiations', 'liveInstances', 'queuedExecutions', 'resets', 'snapshotBytes', 'snapshotCreateUs',
+    'executionsByStatus', 'inFlightExecutions', 'instantiations', 'liveInstances', 'memoryCheck', 'queuedExecutions', 'resets', 'snapshotBytes', 'snapshotCreateUs',
     'suspendedExecutions', 'totalExecutions', 'totalMemoryBytes', 'workers']);
   assert.equal(results.length, 10);
   assert.equal(s.totalExecutions, 10);

@@ -8,10 +8,10 @@ const path = require('path');
 const { Worker } = require('worker_threads');
 const { NexusRuntime } = require('..');
 const { SYNC_REFUSAL } = require('./paths');
-const { context } = require('./helpers');
+const { context, testConfig } = require('./helpers');
 
 const LIMIT = 16 * 1024 * 1024;
-const rt = new NexusRuntime({ workers: 2, maxInstances: 2, memoryLimitBytes: LIMIT });
+const rt = new NexusRuntime(testConfig({ workers: 2, maxInstances: 2, memoryLimitBytes: LIMIT }));
 test.after(() => rt.shutdown());
 
 // A result without the figures that differ between any two runs.
@@ -71,7 +71,7 @@ test('timeoutMs and the default timeout end a sync execution with TIMEOUT; the n
   const r = rt.executeHandlerSync('for (;;) {}', context(), 50);
   assert.equal(r.status, 'error');
   assert.deepEqual([r.error.code, r.error.message], ['TIMEOUT', 'Execution timed out after 50 ms']);
-  const short = new NexusRuntime({ workers: 1, defaultTimeoutMs: 60 });
+  const short = new NexusRuntime(testConfig({ workers: 1, defaultTimeoutMs: 60 }));
   try {
     assert.equal(short.executeHandlerSync('while (true) {}', context()).error.code, 'TIMEOUT');
     assert.equal(short.executeHandlerSync('return $args.n', context({ args: { n: 3 } })).returnValue, 3);
@@ -101,7 +101,8 @@ test('deep recursion on the calling thread is a RangeError, not a crash', () => 
 test('runs inside worker threads, several at once, recursion included', async () => {
   const code = `const { parentPort, workerData } = require('worker_threads');
     const { NexusRuntime } = require(${JSON.stringify(path.join(__dirname, '..'))});
-    const rt = new NexusRuntime({ workers: 1 });
+    const { testConfig } = require(${JSON.stringify(path.join(__dirname, 'helpers.js'))});
+    const rt = new NexusRuntime(testConfig({ workers: 1 }));
     const ctx = (args) => ({ panelId: 'p', handlerName: 'h', stateSnapshot: {}, args, scope: {}, capabilities: [] });
     const out = [];
     for (let i = 0; i < 20; i++) out.push(rt.executeHandlerSync('return $args.n * 10 + $args.i', ctx({ n: workerData, i })).returnValue);
@@ -153,7 +154,7 @@ test('bad arguments are TypeErrors (RangeError for an out-of-range timeout), thr
 });
 
 test('after shutdown() executeHandlerSync throws SHUT_DOWN', async () => {
-  const r2 = new NexusRuntime({ workers: 1 });
+  const r2 = new NexusRuntime(testConfig({ workers: 1 }));
   assert.equal(r2.executeHandlerSync('return 1', context()).returnValue, 1);
   const done = r2.shutdown();
   assert.throws(() => r2.executeHandlerSync('return 1', context()), { code: 'SHUT_DOWN' });

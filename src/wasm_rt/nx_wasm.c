@@ -1,6 +1,7 @@
 /* The wasm_rt_* functions that wasm2c-generated code calls, written for a
- * host process we do not own: no signal handlers, no process-wide trap state.
- * Traps unwind to the calling thread's innermost NX_WASM_TRY. */
+ * host process we do not own: no process-wide trap state. Traps unwind to
+ * the calling thread's innermost NX_WASM_TRY; so do faults in a guard-variant
+ * memory, through nx_fault.c's handler. */
 #include "nx_wasm.h"
 
 #include <errno.h>
@@ -25,6 +26,12 @@ void nx_wasm_thread_set_depth_limit(uint32_t limit) {
 
 void nx_wasm_set_next_memory_max(uint64_t bytes) { next_memory_max = bytes; }
 
+void nx_wasm_unwind(nx_wasm_guard_t *g, int trap) {
+  nx_wasm_guard_top = g->prev;
+  nx_wasm_depth = g->depth;
+  siglongjmp(g->env, trap == WASM_RT_TRAP_NONE ? 1 : trap);
+}
+
 void wasm_rt_trap(wasm_rt_trap_t code) {
   nx_wasm_guard_t *g = nx_wasm_guard_top;
   if (g == NULL) {
@@ -32,9 +39,7 @@ void wasm_rt_trap(wasm_rt_trap_t code) {
     fprintf(stderr, "nexus-wasm-bridge: wasm trap %d outside a guard\n", code);
     abort();
   }
-  nx_wasm_guard_top = g->prev;
-  nx_wasm_depth = g->depth;
-  longjmp(g->env, code == WASM_RT_TRAP_NONE ? 1 : (int)code);
+  nx_wasm_unwind(g, (int)code);
 }
 
 const char *nx_wasm_trap_name(int trap) {
@@ -105,22 +110,24 @@ void wasm_rt_init(void) {}
 bool wasm_rt_is_initialized(void) { return true; }
 void wasm_rt_free(void) {}
 
-void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint32_t max_pages) {
-  uint64_t max_bytes = next_memory_max;
-  uint64_t limit_pages = max_bytes / NX_WASM_PAGE;
+/* Reserves `reserve` bytes PROT_NONE and commits the initial pages; traps
+ * (the caller is under a guard) when the address space is not there. */
+static void allocate(wasm_rt_memory_t *mem, uint32_t initial_pages, uint32_t max_pages,
+                     uint64_t reserve) {
+  uint64_t limit_pages = next_memory_max / NX_WASM_PAGE;
   uint8_t *data;
 
   if (limit_pages < max_pages) max_pages = (uint32_t)limit_pages;
   if (initial_pages > max_pages) max_pages = initial_pages;
+  if (reserve == 0) reserve = (uint64_t)max_pages * NX_WASM_PAGE;
   mem->data = NULL;
   mem->pages = mem->max_pages = mem->size = 0;
 
-  data = mmap(NULL, (size_t)max_pages * NX_WASM_PAGE, PROT_NONE,
-              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  data = mmap(NULL, (size_t)reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (data == MAP_FAILED) wasm_rt_trap(WASM_RT_TRAP_OOB);
   if (initial_pages &&
       mprotect(data, (size_t)initial_pages * NX_WASM_PAGE, PROT_READ | PROT_WRITE) != 0) {
-    munmap(data, (size_t)max_pages * NX_WASM_PAGE);
+    munmap(data, (size_t)reserve);
     wasm_rt_trap(WASM_RT_TRAP_OOB);
   }
   mem->data = data;
@@ -129,6 +136,20 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint
   mem->size = initial_pages * NX_WASM_PAGE;
 }
 
+void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint32_t max_pages) {
+  allocate(mem, initial_pages, max_pages, 0);
+}
+
+/* The guard variant's memory: the same commit limit (max_pages, from
+ * memoryLimitBytes), inside a reservation that covers every address its
+ * code can form. The part past the committed pages stays PROT_NONE. */
+void nx_wasm_guard_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages,
+                                   uint32_t max_pages) {
+  allocate(mem, initial_pages, max_pages, NX_WASM_GUARD_RESERVE);
+}
+
+/* Commits pages up to max_pages: the limit is the same in both variants,
+ * and so is the page-granular protection past it. */
 uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *mem, uint32_t delta) {
   uint32_t old = mem->pages;
   uint64_t pages = (uint64_t)old + delta;
@@ -144,6 +165,12 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *mem, uint32_t delta) {
 
 void wasm_rt_free_memory(wasm_rt_memory_t *mem) {
   if (mem->data) munmap(mem->data, (size_t)mem->max_pages * NX_WASM_PAGE);
+  mem->data = NULL;
+  mem->pages = mem->max_pages = mem->size = 0;
+}
+
+void nx_wasm_guard_free_memory(wasm_rt_memory_t *mem) {
+  if (mem->data) munmap(mem->data, (size_t)NX_WASM_GUARD_RESERVE);
   mem->data = NULL;
   mem->pages = mem->max_pages = mem->size = 0;
 }

@@ -28,6 +28,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
   nx_config_defaults(&cfg);
+  /* Bounds checks: see scripts/fuzz.sh. */
+  cfg.memory_check = NX_MEMORY_CHECK_BOUNDS;
   cfg.workers = 1;
   cfg.max_instances = 2;
   cfg.max_result_bytes = 256u << 10;

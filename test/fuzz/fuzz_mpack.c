@@ -37,6 +37,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
   nx_config_defaults(&cfg);
+  /* Bounds checks: see scripts/fuzz.sh. */
+  cfg.memory_check = NX_MEMORY_CHECK_BOUNDS;
   cfg.memory_limit = 16u << 20;
   /* What a worker thread does first: guest calls count against this. */
   nx_wasm_thread_set_depth_limit(nx_config_wasm_depth(&cfg));
@@ -83,7 +85,7 @@ static void decode_encode(const uint8_t *bytes, nx_buf_t *out, trip_t *t) {
  * code here, only the host driving QuickJS's API. */
 static void round_trip(const uint8_t *bytes, nx_buf_t *out, trip_t *t) {
   nx_wasm_guard_t guard;
-  int trap = NX_WASM_TRY(&guard);
+  int trap = NX_WASM_TRY(&guard, nx_sandbox_trap_memory(sb));
   if (trap != 0) fz_fail("the sandbox trapped: %s", nx_wasm_trap_name(trap));
   decode_encode(bytes, out, t);
   nx_wasm_leave(&guard);

@@ -117,7 +117,8 @@ const CASES = [
   {
     name: 'config.maxHostCalls counts every segment of a suspended execution',
     script: `
-      const rt2 = new NexusRuntime({ workers: 1, maxHostCalls: 50 });
+      const { testConfig } = require(process.env.NX_PKG + '/test/helpers.js');
+      const rt2 = new NexusRuntime(testConfig({ workers: 1, maxHostCalls: 50 }));
       const c = ctx({ extensionRegistry: { svc: ['call'] } });
       const r1 = await rt2.executeHandler('for (let i = 0; i < 30; i++) $state.x; await $ext.svc.call(); for (let i = 0; i < 30; i++) $state.x; return 1', c);
       const r2 = await rt2.resumeHandler(r1.suspension.suspensionId, { success: true, value: 1 });

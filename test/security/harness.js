@@ -17,6 +17,7 @@ const CHILD = String.raw`
 'use strict';
 // The runtime class on the engine path NEXUS_TEST_PATH selects (test/paths.js).
 const NexusRuntime = require(process.env.NX_PATHS).routed(require(process.env.NX_PKG).NexusRuntime);
+const { testConfig } = require(process.env.NX_PKG + '/test/helpers.js');
 const ALL = ['state:read:*', 'state:write:*', 'events:emit:*', 'view:update:*', 'ext:*'];
 const ctx = (over = {}) => ({ panelId: 'p', handlerName: 'h', stateSnapshot: {}, args: {}, scope: {},
   capabilities: ALL, extensionRegistry: {}, ...over });
@@ -39,7 +40,7 @@ const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
   const runtimes = new Map();
   const runtimeFor = (config) => {
     const key = JSON.stringify(config);
-    if (!runtimes.has(key)) runtimes.set(key, new NexusRuntime(config));
+    if (!runtimes.has(key)) runtimes.set(key, new NexusRuntime(testConfig(config)));
     return runtimes.get(key);
   };
   for (let i = 0; i < cases.length; i++) {

@@ -55,7 +55,8 @@ const CASES = [
   {
     name: 'sync: a getter that shuts the runtime down while the context is read',
     script: `const { NexusRuntime } = require(process.env.NX_PKG);
-      const r2 = new NexusRuntime({ workers: 1 });
+      const { testConfig } = require(process.env.NX_PKG + '/test/helpers.js');
+      const r2 = new NexusRuntime(testConfig({ workers: 1 }));
       let down;
       const args = { get n() { down = down || r2.shutdown(); return 1 } };
       try { r2.executeHandlerSync('return $args.n', ctx({ args })); return 'ran' }
@@ -88,7 +89,8 @@ const CASES = [
   {
     name: 'batch: a context getter that shuts the runtime down while the items are read',
     script: `const { NexusRuntime } = require(process.env.NX_PKG);
-      const r2 = new NexusRuntime({ workers: 1 });
+      const { testConfig } = require(process.env.NX_PKG + '/test/helpers.js');
+      const r2 = new NexusRuntime(testConfig({ workers: 1 }));
       let down;
       const args = { get n() { down = down || r2.shutdown(); return 1 } };
       try { await r2.executeBatch([{ code: 'return 1', context: ctx() }, { code: 'return $args.n', context: ctx({ args }) }]); return 'ran' }

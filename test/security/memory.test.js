@@ -25,9 +25,10 @@ const CASES = [
 ];
 
 const SCRIPT = (runs, code, config, timeout, mode) => `
+  const { testConfig } = require(process.env.NX_PKG + '/test/helpers.js');
   const rss = () => { global.gc(); global.gc(); return process.memoryUsage().rss; };
   const start = rss();
-  const rt2 = new NexusRuntime({ workers: 2, maxInstances: 2, ...${JSON.stringify(config)} });
+  const rt2 = new NexusRuntime(testConfig({ workers: 2, maxInstances: 2, ...${JSON.stringify(config)} }));
   const c = ctx({ extensionRegistry: { svc: ['call'] } });
   const one = async () => {
     const r = await rt2.executeHandler(${JSON.stringify(code)}, c, ${timeout});

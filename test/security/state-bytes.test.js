@@ -76,7 +76,7 @@ test('damaged state bytes and offsets end the execution with an error, never the
       const native = require(process.env.NX_PKG + '/lib/native');
       const { Packr } = require(require.resolve('msgpackr', { paths: [process.env.NX_PKG] }));
       const unpack = (b) => new Packr({ useRecords: false, moreTypes: true, mapsAsObjects: true }).unpack(b);
-      const n = new native.Runtime(rt.config);
+      const n = new native.Runtime(rt.config); // rt.config: the run's memoryCheck included // rt.config: the run's memoryCheck included
       try {
         return strip(unpack(await n.execute(${JSON.stringify(code)}, Buffer.from(${JSON.stringify(contextBytes(damage).toString('base64'))}, 'base64'), 5000)));
       } finally {
@@ -98,7 +98,7 @@ test('damaged state bytes and offsets end the execution with an error, never the
 
 test('the undamaged bytes give the expected results (the cases above start from a valid state)', async () => {
   const native = require('../../lib/native');
-  const n = new native.Runtime(rt.config);
+  const n = new native.Runtime(rt.config); // rt.config: the run's memoryCheck included
   try {
     const r = packr.unpack(await n.execute('return [$state.items[7].id, $state.byId.k50, $state.items.length]', contextBytes(() => {}), 5000));
     assert.equal(r.status, 'success', JSON.stringify(r.error));
