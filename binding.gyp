@@ -105,6 +105,7 @@
         'src/mpack.c',
         'src/mpack_decode.c',
         'src/mpack_encode.c',
+        'src/mpack_pack.c',
         'src/pool.c',
         'src/result.c',
         'src/runtime.c',
@@ -123,7 +124,7 @@
       ],
       'cflags': ['-std=c11', '-Wall', '-Wextra', '-ftls-model=initial-exec'],
       'defines': ['_GNU_SOURCE'],
-      'libraries': ['-lmsgpackc', '-lm', '-lpthread'],
+      'libraries': ['-lm', '-lpthread'],
     },
   ],
 }

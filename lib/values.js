@@ -12,9 +12,8 @@ const getProto = Object.getPrototypeOf;
 const isArray = Array.isArray;
 const isView = ArrayBuffer.isView;
 
-// msgpack-c, which decodes the context in the addon, nests at most
-// limits.hostDepth containers deep; the context map and its field take two
-// of them (src/contract.js).
+// The addon accepts context MessagePack at most limits.hostDepth containers
+// deep; the context map and its field take two of them (src/contract.js).
 const { limits: LIMITS } = require('../src/contract');
 
 const MAX_LEVEL = LIMITS.hostDepth;

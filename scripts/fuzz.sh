@@ -108,7 +108,7 @@ for src in test/fuzz/fuzz_*.c; do
   if [ -n "$only" ] && [ "$only" != "$name" ]; then continue; fi
   harnesses="$harnesses $name"
   obj="$out/obj/test_fuzz_$name.o"
-  clang $san $objects "$obj" $engine -lmsgpackc -lm -lpthread -o "$out/$name"
+  clang $san $objects "$obj" $engine -lm -lpthread -o "$out/$name"
 done
 if [ -z "$harnesses" ]; then
   echo "fuzz: no harness named '$only' (test/fuzz/fuzz_*.c)" >&2

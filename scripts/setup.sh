@@ -8,7 +8,6 @@ cd "$(dirname "$0")/.."
 
 need=""
 command -v wasm2c >/dev/null 2>&1 || need="$need wabt"
-[ -f /usr/include/msgpack.h ] || need="$need libmsgpack-dev"
 command -v make >/dev/null 2>&1 || need="$need make"
 command -v gcc >/dev/null 2>&1 || need="$need gcc"
 command -v python3 >/dev/null 2>&1 || need="$need python3"

@@ -111,8 +111,8 @@ asan_opts="abort_on_error=1:allow_user_segv_handler=1:detect_stack_use_after_ret
 # process: every test file and every child the tests spawn) without changing
 # exit statuses, and afterwards a leak counts as the addon's when one of the
 # first frames of its allocation stack is the addon's (src/*.c, or the .node
-# module: wasm2c code, libmsgpackc called from it). The rest (V8, Node and
-# libraries keeping memory until exit; gcc and ld, which the C-harness test
+# module's wasm2c code). The rest (V8, Node and libraries keeping memory
+# until exit; gcc and ld, which the C-harness test
 # runs with this environment) is listed by allocation site only. log_path
 # sends ASan and UBSan reports there too; they are printed from the logs.
 lsan_logs="$work/lsan-logs"

@@ -11,8 +11,7 @@ void nx_buf_init(nx_buf_t *b, nx_mem_t *mem, nx_budget_t *budget) {
   b->refused = 0;
 }
 
-int nx_buf_write(void *buf, const char *p, size_t n) {
-  nx_buf_t *b = buf;
+int nx_buf_write(nx_buf_t *b, const void *p, size_t n) {
   if (b->refused) return -1;
   if (n == 0) return 0; /* p may be NULL then */
   if (b->budget && n > b->budget->limit - b->budget->used) {

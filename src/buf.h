@@ -8,8 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <msgpack.h>
-
 #include "mem.h"
 
 typedef struct {
@@ -27,18 +25,11 @@ typedef struct {
 
 enum { NX_BUF_OVER = 1, NX_BUF_NOMEM = 2 };
 
-/* msgpack_packer's write callback: -1 (nothing written) when the budget or
- * memory would not allow it. Once refused, every later write is refused
- * until the buffer is truncated. */
-int nx_buf_write(void *buf, const char *p, size_t n);
-
-/* A packer writing into b. Made where it is used rather than kept in the
- * buffer, so buffers may move (they live in arrays that grow). */
-static inline msgpack_packer nx_buf_packer(nx_buf_t *b) {
-  msgpack_packer pk;
-  msgpack_packer_init(&pk, b, nx_buf_write);
-  return pk;
-}
+/* Appends n bytes: -1 (nothing written) when the budget or memory would
+ * not allow it. Once refused, every later write is refused until the
+ * buffer is truncated, so a writer (mpack.h) checks `refused` once at the
+ * end rather than after every write. */
+int nx_buf_write(nx_buf_t *b, const void *p, size_t n);
 
 void nx_buf_init(nx_buf_t *b, nx_mem_t *mem, nx_budget_t *budget);
 /* Drops the bytes past `size` and gives them back to the budget. */

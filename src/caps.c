@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpack.h"
+
 static const char *const prefixes[NX_CAP__COUNT] = {
     [NX_CAP_STATE_READ] = "state:read:",
     [NX_CAP_STATE_WRITE] = "state:write:",
@@ -28,37 +30,55 @@ static int classify(const char *s, size_t len, nx_cap_family_t *family, size_t *
   return -1;
 }
 
-int nx_caps_parse(nx_caps_t *caps, const msgpack_object *tokens) {
+/* The next token of the array at *p: 0 with its string, or -1 for an item
+ * that is not a string (stepped over all the same). */
+static int next_token(const uint8_t **p, const char **s, size_t *len) {
+  nx_mp_item_t t;
+  const uint8_t *next = nx_mp_read(*p, &t);
+  if (t.type != NX_MPT_STR) {
+    *p = nx_mp_skip(*p);
+    return -1;
+  }
+  *p = next;
+  *s = (const char *)t.ptr;
+  *len = t.size;
+  return 0;
+}
+
+int nx_caps_parse(nx_caps_t *caps, const uint8_t *tokens) {
   size_t counts[NX_CAP__COUNT] = {0};
+  nx_mp_item_t arr;
+  const uint8_t *first, *p;
   uint32_t i;
   int f;
 
   memset(caps, 0, sizeof *caps);
-  if (tokens == NULL || tokens->type != MSGPACK_OBJECT_ARRAY) return 0;
-  for (i = 0; i < tokens->via.array.size; i++) {
-    const msgpack_object *t = &tokens->via.array.ptr[i];
+  if (tokens == NULL) return 0;
+  first = nx_mp_read(tokens, &arr);
+  if (arr.type != NX_MPT_ARRAY) return 0;
+  /* Two passes, counting then filling, as the tokens are few. */
+  for (i = 0, p = first; i < arr.size; i++) {
+    const char *s;
+    size_t len, at;
     nx_cap_family_t family;
-    size_t at;
-    if (t->type != MSGPACK_OBJECT_STR) continue;
-    if (classify(t->via.str.ptr, t->via.str.size, &family, &at) == 0) counts[family]++;
+    if (next_token(&p, &s, &len) == 0 && classify(s, len, &family, &at) == 0) counts[family]++;
   }
   for (f = 0; f < NX_CAP__COUNT; f++) {
     if (counts[f] == 0) continue;
     caps->names[f] = calloc(counts[f], sizeof(nx_cap_name_t));
     if (caps->names[f] == NULL) goto fail;
   }
-  for (i = 0; i < tokens->via.array.size; i++) {
-    const msgpack_object *t = &tokens->via.array.ptr[i];
+  for (i = 0, p = first; i < arr.size; i++) {
+    const char *s;
+    size_t len, at;
     nx_cap_family_t family;
-    size_t at;
-    if (t->type != MSGPACK_OBJECT_STR) continue;
-    if (classify(t->via.str.ptr, t->via.str.size, &family, &at) != 0) continue;
-    if (t->via.str.size - at == 1 && t->via.str.ptr[at] == '*') {
+    if (next_token(&p, &s, &len) != 0 || classify(s, len, &family, &at) != 0) continue;
+    if (len - at == 1 && s[at] == '*') {
       caps->wildcard[family] = 1;
       continue;
     }
-    caps->names[family][caps->count[family]].name = t->via.str.ptr + at;
-    caps->names[family][caps->count[family]].len = t->via.str.size - at;
+    caps->names[family][caps->count[family]].name = s + at;
+    caps->names[family][caps->count[family]].len = len - at;
     caps->count[family]++;
   }
   return 0;

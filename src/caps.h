@@ -3,8 +3,8 @@
 #ifndef NX_CAPS_H
 #define NX_CAPS_H
 
-#include <msgpack.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
   NX_CAP_STATE_READ,
@@ -16,7 +16,7 @@ typedef enum {
 } nx_cap_family_t;
 
 typedef struct {
-  const char *name; /* points into the context's MessagePack zone */
+  const char *name; /* points into the context's bytes */
   size_t len;
 } nx_cap_name_t;
 
@@ -26,9 +26,11 @@ typedef struct {
   size_t count[NX_CAP__COUNT];
 } nx_caps_t;
 
-/* Parses an array of token strings; unknown tokens grant nothing. Returns -1
- * on allocation failure. */
-int nx_caps_parse(nx_caps_t *caps, const msgpack_object *tokens);
+/* Parses validated MessagePack (mpack.h), an array of token strings: the
+ * names point into it, so it must outlive caps. Unknown tokens, and
+ * anything but an array (or NULL), grant nothing. Returns -1 on allocation
+ * failure. */
+int nx_caps_parse(nx_caps_t *caps, const uint8_t *tokens);
 void nx_caps_free(nx_caps_t *caps);
 int nx_caps_allows(const nx_caps_t *caps, nx_cap_family_t family, const char *name, size_t len);
 /* "state:read:" etc., for messages naming the missing token. */

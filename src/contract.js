@@ -39,8 +39,8 @@ const choices = {
 const limits = {
   // timeoutMs of one call, ms (0: config.defaultTimeoutMs).
   timeoutMs: 3600000,
-  // MessagePack nesting the native side reads from the host: msgpack-c's
-  // parse stack holds 32 containers.
+  // MessagePack nesting the native side accepts from the host
+  // (nx_mp_validate refuses deeper bytes before anything reads them).
   hostDepth: 32,
   // Of which a context field may use this many below it (the context map
   // and the field itself take two).

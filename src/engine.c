@@ -22,28 +22,20 @@
 
 /* ---- the first segment ------------------------------------------------------ */
 
-/* The context's fields, walked with the cursor (mpack.h): every field but
- * stateSnapshot is validated here; stateSnapshot, which lib puts last, is
- * only looked at key by key as the handler reads it (state.c). The
- * capabilities and the registry, which the host consults as trees, go
- * through msgpack-c once validated. */
-static int unpack_field(msgpack_unpacked *msg, const uint8_t *p, size_t len,
-                        const msgpack_object **out) {
-  size_t off = 0;
-  if (msgpack_unpack_next(msg, (const char *)p, len, &off) != MSGPACK_UNPACK_SUCCESS) return -1;
-  *out = &msg->data;
-  return 0;
-}
-
 static int field_is(const nx_mp_item_t *key, const char *name) {
   size_t n = strlen(name);
   return key->type == NX_MPT_STR && key->size == n && memcmp(key->ptr, name, n) == 0;
 }
 
+/* The context's fields, walked with the cursor (mpack.h): every field but
+ * stateSnapshot is validated here; stateSnapshot, which lib puts last, is
+ * only looked at key by key as the handler reads it (state.c). The
+ * capabilities and the registry are read in place whenever the host
+ * consults them. */
 static int parse_context(nx_exec_t *ex) {
   const uint8_t *c = ex->context;
   size_t len = ex->context_len, at;
-  const msgpack_object *caps = NULL;
+  const uint8_t *caps = NULL;
   uint32_t count, i;
   /* A map header, then (key, value) pairs. */
   if (len == 0) goto bad;
@@ -90,9 +82,8 @@ static int parse_context(nx_exec_t *ex) {
       ex->scope = v;
     } else if (field_is(&key, "extensionRegistry")) {
       ex->registry_bytes = v;
-      if (unpack_field(&ex->reg_msg, v, vn, &ex->registry) != 0) goto bad;
     } else if (field_is(&key, "capabilities")) {
-      if (unpack_field(&ex->ctx_msg, v, vn, &caps) != 0) goto bad;
+      caps = v;
     }
     at += kn + vn;
   }
@@ -106,6 +97,14 @@ bad:
   nx_failure_set(ex, NX_E_INTERNAL_ERROR,
                  "context is not a MessagePack map (nested deeper than 32 levels?)");
   return NX_RC_INVALID;
+}
+
+/* Is p (validated, or NULL) a map with at least one entry? */
+static int nonempty_map(const uint8_t *p) {
+  nx_mp_item_t it;
+  if (p == NULL) return 0;
+  nx_mp_read(p, &it);
+  return it.type == NX_MPT_MAP && it.size > 0;
 }
 
 /* Decodes context.args / context.scope into a guest value; missing -> {}. */
@@ -154,7 +153,7 @@ static int start_handler(nx_exec_t *ex) {
   if (decode_field(ex, ex->args, "args", &a[1]) != 0 ||
       decode_field(ex, ex->scope, "scope", &a[2]) != 0)
     goto done;
-  if (ex->registry && ex->registry->type == MSGPACK_OBJECT_MAP && ex->registry->via.map.size &&
+  if (nonempty_map(ex->registry_bytes) &&
       decode_field(ex, ex->registry_bytes, "extensionRegistry", &a[3]) != 0)
     goto done;
   if (nx_util_random(seed, sizeof seed) != 0) {
@@ -250,11 +249,10 @@ static nx_status_t run_compile(nx_exec_t *ex) {
   size_t packed_len = 0;
   uint64_t t = nx_util_now_ns();
   nx_jsval_t fn = nx_loader_load(ex, &packed, &packed_len);
-  msgpack_packer pk = nx_buf_packer(&ex->retval);
   ex->compile_us = (nx_util_now_ns() - t) / 1000u;
   if (nx_jsval_tag(fn) != NX_TAG_EXCEPTION) nx_sandbox_free_value(sb, fn);
   if (packed == NULL || ex->fail.code != NX_OK) return NX_STATUS_ERROR;
-  msgpack_pack_bin_with_body(&pk, packed, packed_len);
+  nx_mp_pack_bin(&ex->retval, packed, packed_len);
   if (ex->retval.refused) {
     nx_failure_set(ex, NX_E_INTERNAL_ERROR, "host out of memory");
     return NX_STATUS_ERROR;
@@ -512,8 +510,6 @@ nx_exec_t *nx_engine_exec_new(nx_sandbox_t *sb, const nx_engine_t *engine, nx_ex
   nx_buf_init(&ex->retval, &ex->mem, mode == NX_MODE_COMPILE ? NULL : &ex->budget);
   nx_buf_init(&ex->mutations, &ex->mem, NULL); /* its values are charged already */
   nx_result_init(ex);
-  msgpack_unpacked_init(&ex->ctx_msg);
-  msgpack_unpacked_init(&ex->reg_msg);
   if (nx_host_init(ex) != 0) {
     nx_engine_exec_free(ex);
     return NULL;
@@ -532,8 +528,6 @@ void nx_engine_exec_free(nx_exec_t *ex) {
    * its snapshot (or destroyed), which drops the guest's whole heap. */
   nx_caps_free(&ex->caps);
   if (ex->blob) nx_blob_release(ex->blob);
-  msgpack_unpacked_destroy(&ex->reg_msg);
-  msgpack_unpacked_destroy(&ex->ctx_msg);
   nx_mem_release(&ex->seg);
   nx_mem_release(&ex->mem);
   free(ex->code);

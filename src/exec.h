@@ -5,7 +5,6 @@
 #ifndef NX_EXEC_H
 #define NX_EXEC_H
 
-#include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,9 +52,9 @@ struct nx_exec_s {
    * whatever way its segments ended. `seg` holds one segment's
    * temporaries and is released when the segment ends, a trap included. */
   nx_mem_t mem, seg;
-  msgpack_unpacked ctx_msg, reg_msg; /* context.capabilities, .extensionRegistry */
-  const msgpack_object *registry;
-  const uint8_t *args, *scope, *registry_bytes; /* validated MessagePack */
+  /* Validated MessagePack inside `context` (NULL when absent): the caps
+   * below point into it too. */
+  const uint8_t *args, *scope, *registry_bytes;
   nx_caps_t caps;
   int started;                 /* the first segment ran */
   int sync;                    /* executeHandlerSync: it must not suspend */

@@ -223,14 +223,13 @@ done:
 static uint32_t record(nx_sandbox_t *sb, nx_out_list_t *list, const char *const *head,
                        uint32_t nhead, const char *field, nx_jsval_t value, nx_jsval_t copied,
                        const char *path, uint32_t count) {
-  msgpack_packer pk = nx_buf_packer(&list->buf);
   size_t mark = nx_result_begin(list);
   uint32_t i;
   int r;
 
-  msgpack_pack_map(&pk, nhead / 2 + 1);
-  for (i = 0; i < nhead; i++) msgpack_pack_str_with_body(&pk, head[i], strlen(head[i]));
-  msgpack_pack_str_with_body(&pk, field, strlen(field));
+  nx_mp_pack_map(&list->buf, nhead / 2 + 1);
+  for (i = 0; i < nhead; i++) nx_mp_pack_str(&list->buf, head[i], strlen(head[i]));
+  nx_mp_pack_str(&list->buf, field, strlen(field));
   r = nx_result_encode_call(sb, &list->buf, mark, value, path, nx_jsval_int(copied));
   if (r < 0 || (r == 1 && nx_result_commit(sb, list, mark, path) != 0)) return 0;
   if (r == 1) sb->exec->counts[count].count++;
@@ -286,15 +285,14 @@ static uint32_t call_view(nx_sandbox_t *sb, const nx_jsval_t *a) {
 /* Appends a { level, message } entry to the logs; 0 or negative. */
 static int append_log(nx_sandbox_t *sb, const char *level, const char *msg, size_t len) {
   nx_out_list_t *logs = &sb->exec->out.logs;
-  msgpack_packer pk = nx_buf_packer(&logs->buf);
   size_t mark = nx_result_begin(logs);
   char path[32];
   snprintf(path, sizeof path, "logs[%u]", logs->count);
-  msgpack_pack_map(&pk, 2);
-  msgpack_pack_str_with_body(&pk, "level", 5);
-  msgpack_pack_str_with_body(&pk, level, strlen(level));
-  msgpack_pack_str_with_body(&pk, "message", 7);
-  msgpack_pack_str_with_body(&pk, msg, len);
+  nx_mp_pack_map(&logs->buf, 2);
+  nx_mp_pack_str(&logs->buf, "level", 5);
+  nx_mp_pack_str(&logs->buf, level, strlen(level));
+  nx_mp_pack_str(&logs->buf, "message", 7);
+  nx_mp_pack_str(&logs->buf, msg, len);
   return nx_result_commit(sb, logs, mark, path);
 }
 
@@ -347,23 +345,33 @@ static uint32_t call_kind(nx_sandbox_t *sb, const nx_jsval_t *a) {
 
 /* ---- $ext ---------------------------------------------------------------- */
 
-/* Is `method` listed for extension `name` in the context's registry? The
- * bootstrap only builds registered methods, but the host does not rely on
- * the guest for anything it grants. */
-static int registry_has(const msgpack_object *reg, const char *name, size_t nlen,
-                        const char *method, size_t mlen) {
+static int str_is(const nx_mp_item_t *it, const char *s, size_t len) {
+  return it->type == NX_MPT_STR && it->size == len && memcmp(it->ptr, s, len) == 0;
+}
+
+/* Is `method` listed for extension `name` in the context's registry (its
+ * validated bytes, or NULL)? The bootstrap only builds registered methods,
+ * but the host does not rely on the guest for anything it grants. */
+static int registry_has(const uint8_t *reg, const char *name, size_t nlen, const char *method,
+                        size_t mlen) {
+  nx_mp_item_t map, key, val, m;
   uint32_t i, j;
-  if (reg == NULL || reg->type != MSGPACK_OBJECT_MAP) return 0;
-  for (i = 0; i < reg->via.map.size; i++) {
-    const msgpack_object_kv *kv = &reg->via.map.ptr[i];
-    if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size != nlen ||
-        memcmp(kv->key.via.str.ptr, name, nlen) != 0 || kv->val.type != MSGPACK_OBJECT_ARRAY)
+  if (reg == NULL) return 0;
+  reg = nx_mp_read(reg, &map);
+  if (map.type != NX_MPT_MAP) return 0;
+  for (i = 0; i < map.size; i++) {
+    const uint8_t *v = nx_mp_read(reg, &key), *item;
+    if (!str_is(&key, name, nlen)) {
+      reg = nx_mp_skip(v);
       continue;
-    for (j = 0; j < kv->val.via.array.size; j++) {
-      const msgpack_object *m = &kv->val.via.array.ptr[j];
-      if (m->type == MSGPACK_OBJECT_STR && m->via.str.size == mlen &&
-          memcmp(m->via.str.ptr, method, mlen) == 0)
-        return 1;
+    }
+    item = nx_mp_read(v, &val);
+    reg = nx_mp_skip(v);
+    if (val.type != NX_MPT_ARRAY) continue;
+    for (j = 0; j < val.size; j++) {
+      nx_mp_read(item, &m);
+      if (str_is(&m, method, mlen)) return 1;
+      item = nx_mp_skip(item);
     }
   }
   return 0;
@@ -446,7 +454,7 @@ static uint32_t call_ext(nx_sandbox_t *sb, const nx_jsval_t *a) {
     throw_missing(sb, NX_CAP_EXT, name, nlen);
     goto done;
   }
-  if (!registry_has(ex->registry, name, nlen, method, mlen)) {
+  if (!registry_has(ex->registry_bytes, name, nlen, method, mlen)) {
     nx_failure_throw(sb, NX_E_EXECUTION_ERROR, 1, "$ext: not a registered extension method");
     goto done;
   }

@@ -454,9 +454,9 @@ static nx_mp_status_t encode_node(nx_mp_encoder_t *e, nx_jsval_t v) {
     default: snprintf(e->err, sizeof e->err, NX_STATE_MALFORMED); return NX_MP_UNCROSSABLE;
   }
   if (node->is_map)
-    msgpack_pack_map(&e->pk, node->n);
+    nx_mp_pack_map(e->out, node->n);
   else
-    msgpack_pack_array(&e->pk, node->n);
+    nx_mp_pack_array(e->out, node->n);
   for (i = 0; i < node->n && st == NX_MP_OK; i++) {
     const uint8_t *p;
     p = node->items[i];

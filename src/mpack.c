@@ -1,6 +1,7 @@
 /* MessagePack without a sandbox: the validator every untrusted byte string
- * passes before msgpack-c reads it, structural equality, and the paths
- * that error messages name ("events[2].payload.a[0]"). */
+ * passes before anything reads it, the cursor that reads it then,
+ * structural equality, and the paths that error messages name
+ * ("events[2].payload.a[0]"). */
 #include "mpack.h"
 
 #include <inttypes.h>
@@ -27,7 +28,7 @@ uint32_t nx_path_key(nx_path_t *p, const char *key, size_t len) {
   if (room > 1) {
     size_t n = len < room - 1 ? len : room - 1;
     p->buf[p->len++] = '.';
-    if (n) memcpy(p->buf + p->len, key, n); /* msgpack-c gives "" a NULL pointer */
+    if (n) memcpy(p->buf + p->len, key, n); /* "" may come with a NULL pointer */
     p->len += (uint32_t)n;
     p->buf[p->len] = 0;
   }
@@ -108,7 +109,7 @@ size_t nx_mp_validate_one(const uint8_t *buf, size_t len, uint32_t max_depth) {
     }
     if (skip > len - at) return 0;
     at += (size_t)skip;
-    /* An empty container is a level too: msgpack-c counts it. */
+    /* An empty container is a level too. */
     if (container && depth + 1 > max_depth) return 0;
     if (container && items > 0) {
       /* Every item takes at least one byte. */
@@ -224,7 +225,7 @@ const uint8_t *nx_mp_read(const uint8_t *p, nx_mp_item_t *it) {
       it->type = NX_MPT_MAP, it->size = (uint32_t)be(p, 4);
       return p + 4;
   }
-  /* Signed integers: msgpack-c's convention, non-negative ones are UINT. */
+  /* Signed integers: non-negative ones are UINT, whatever their encoding. */
   if (it->v.i64 >= 0) {
     it->type = NX_MPT_UINT, it->v.u64 = (uint64_t)it->v.i64;
   } else {

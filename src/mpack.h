@@ -4,7 +4,7 @@
 #ifndef NX_MPACK_H
 #define NX_MPACK_H
 
-#include <msgpack.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -56,6 +56,26 @@ int nx_mp_validate(const uint8_t *buf, size_t len, uint32_t max_depth);
 /* The same for the one value at the start of buf, which may be followed by
  * more bytes: its length, or 0 when it is malformed. */
 size_t nx_mp_validate_one(const uint8_t *buf, size_t len, uint32_t max_depth);
+
+/* ---- writing (mpack_pack.c) -----------------------------------------------
+ * Appends to a budgeted buffer; a refused write leaves the buffer's sticky
+ * `refused` set, which callers check once at the end. Widths are the
+ * smallest that fit, and integers >= 0 use the unsigned forms. */
+void nx_mp_pack_nil(nx_buf_t *b);
+void nx_mp_pack_bool(nx_buf_t *b, int v);
+void nx_mp_pack_int(nx_buf_t *b, int64_t v);
+void nx_mp_pack_uint(nx_buf_t *b, uint64_t v);
+/* Always 9 bytes (int 64, uint 64): msgpackr reads these as BigInt. */
+void nx_mp_pack_int64_fixed(nx_buf_t *b, int64_t v);
+void nx_mp_pack_uint64_fixed(nx_buf_t *b, uint64_t v);
+void nx_mp_pack_double(nx_buf_t *b, double d); /* always float 64 */
+void nx_mp_pack_str_header(nx_buf_t *b, size_t len);
+void nx_mp_pack_str(nx_buf_t *b, const void *s, size_t len);
+void nx_mp_pack_bin(nx_buf_t *b, const void *p, size_t len);
+/* The payload (len bytes) follows through nx_buf_write(). */
+void nx_mp_pack_ext_header(nx_buf_t *b, size_t len, int8_t type);
+void nx_mp_pack_array(nx_buf_t *b, size_t n);
+void nx_mp_pack_map(nx_buf_t *b, size_t n);
 
 /* ---- reading validated bytes ----------------------------------------------
  * A cursor over MessagePack that nx_mp_validate*() accepted: no tree is
@@ -121,7 +141,6 @@ typedef struct nx_mp_encoder_s nx_mp_encoder_t;
 struct nx_mp_encoder_s {
   nx_sandbox_t *sb;
   nx_buf_t *out;
-  msgpack_packer pk; /* into out */
   nx_path_t path;
   uint32_t visiting[NX_MP_MAX_DEPTH]; /* objects on the current path */
   uint32_t depth;
@@ -142,7 +161,7 @@ nx_mp_status_t nx_mp_encode(nx_mp_encoder_t *e, nx_jsval_t v);
 
 /* Writes a guest string primitive as UTF-8 (lone surrogates become U+FFFD);
  * NX_MP_UNCROSSABLE for anything that is not a string. */
-nx_mp_status_t nx_mp_pack_guest_string(nx_sandbox_t *sb, msgpack_packer *pk, nx_jsval_t v);
+nx_mp_status_t nx_mp_pack_guest_string(nx_sandbox_t *sb, nx_buf_t *out, nx_jsval_t v);
 
 /* Structural equality of two validated MessagePack values, comparing
  * numbers by value (msgpackr and we may pick different widths for the same

@@ -17,7 +17,6 @@
 void nx_mp_encoder_init(nx_mp_encoder_t *e, nx_sandbox_t *sb, nx_buf_t *out, const char *root) {
   e->sb = sb;
   e->out = out;
-  e->pk = nx_buf_packer(out);
   e->depth = 0;
   e->err[0] = 0;
   e->proxy = NULL;
@@ -38,20 +37,20 @@ static nx_mp_status_t refused(nx_mp_encoder_t *e) {
 
 /* Bytes of UTF-8 with each 3-byte lone-surrogate sequence (ED A0..BF xx)
  * replaced by U+FFFD, which has the same length. */
-static void pack_utf8_body(msgpack_packer *pk, const uint8_t *s, size_t len) {
+static void pack_utf8_body(nx_buf_t *b, const uint8_t *s, size_t len) {
   size_t i, from = 0;
   for (i = 0; i + 2 < len; i++) {
     if (s[i] == 0xED && s[i + 1] >= 0xA0 && s[i + 1] <= 0xBF) {
-      if (i > from) msgpack_pack_str_body(pk, s + from, i - from);
-      msgpack_pack_str_body(pk, "\xEF\xBF\xBD", 3);
+      if (i > from) nx_buf_write(b, s + from, i - from);
+      nx_buf_write(b, "\xEF\xBF\xBD", 3);
       i += 2;
       from = i + 1;
     }
   }
-  if (len > from) msgpack_pack_str_body(pk, s + from, len - from);
+  if (len > from) nx_buf_write(b, s + from, len - from);
 }
 
-nx_mp_status_t nx_mp_pack_guest_string(nx_sandbox_t *sb, msgpack_packer *pk, nx_jsval_t v) {
+nx_mp_status_t nx_mp_pack_guest_string(nx_sandbox_t *sb, nx_buf_t *out, nx_jsval_t v) {
   uint32_t slot, ptr, len;
   uint8_t *bytes;
   int tag = nx_jsval_tag(v);
@@ -67,24 +66,24 @@ nx_mp_status_t nx_mp_pack_guest_string(nx_sandbox_t *sb, msgpack_packer *pk, nx_
     nx_sandbox_outs_pop(sb, 1);
     return NX_MP_GUEST;
   }
-  msgpack_pack_str(pk, len);
-  pack_utf8_body(pk, bytes, len);
+  nx_mp_pack_str_header(out, len);
+  pack_utf8_body(out, bytes, len);
   Q(JS_FreeCString)(&sb->inst, sb->ctx, ptr);
   nx_sandbox_outs_pop(sb, 1);
   return NX_MP_OK;
 }
 
-static void pack_number(msgpack_packer *pk, double d) {
+static void pack_number(nx_buf_t *b, double d) {
   /* msgpackr's rule, so both sides agree: integers in [-2^31, 2^32) as
    * MessagePack integers (read back as numbers), everything else, -0
    * included, as float64. */
   if (d >= -2147483648.0 && d <= 4294967295.0 && d == floor(d) && !(d == 0 && signbit(d)))
-    msgpack_pack_int64(pk, (int64_t)d);
+    nx_mp_pack_int(b, (int64_t)d);
   else
-    msgpack_pack_double(pk, d);
+    nx_mp_pack_double(b, d);
 }
 
-static void pack_timestamp(msgpack_packer *pk, double ms) {
+static void pack_timestamp(nx_buf_t *out, double ms) {
   double secf = floor(ms / 1000.0);
   int64_t sec = (int64_t)secf;
   uint32_t nsec = (uint32_t)llround((ms - secf * 1000.0) * 1e6);
@@ -94,18 +93,18 @@ static void pack_timestamp(msgpack_packer *pk, double ms) {
   if (nsec >= 1000000000u) nsec = 999999999u;
   if (nsec == 0 && sec >= 0 && sec <= UINT32_MAX) {
     for (i = 0; i < 4; i++) b[i] = (uint8_t)((uint64_t)sec >> (24 - 8 * i));
-    msgpack_pack_ext(pk, 4, NX_MP_EXT_TIMESTAMP);
-    msgpack_pack_ext_body(pk, b, 4);
+    nx_mp_pack_ext_header(out, 4, NX_MP_EXT_TIMESTAMP);
+    nx_buf_write(out, b, 4);
   } else if (sec >= 0 && sec < (1ll << 34)) {
     uint64_t v = ((uint64_t)nsec << 34) | (uint64_t)sec;
     for (i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (56 - 8 * i));
-    msgpack_pack_ext(pk, 8, NX_MP_EXT_TIMESTAMP);
-    msgpack_pack_ext_body(pk, b, 8);
+    nx_mp_pack_ext_header(out, 8, NX_MP_EXT_TIMESTAMP);
+    nx_buf_write(out, b, 8);
   } else {
     for (i = 0; i < 4; i++) b[i] = (uint8_t)(nsec >> (24 - 8 * i));
     for (i = 0; i < 8; i++) b[4 + i] = (uint8_t)((uint64_t)sec >> (56 - 8 * i));
-    msgpack_pack_ext(pk, 12, NX_MP_EXT_TIMESTAMP);
-    msgpack_pack_ext_body(pk, b, 12);
+    nx_mp_pack_ext_header(out, 12, NX_MP_EXT_TIMESTAMP);
+    nx_buf_write(out, b, 12);
   }
 }
 
@@ -128,7 +127,7 @@ static nx_mp_status_t encode_bigint(nx_mp_encoder_t *e, nx_jsval_t v) {
     nx_sandbox_free_value(sb, back);
     if (same) {
       nx_sandbox_outs_pop(sb, 1);
-      msgpack_pack_fix_int64(&e->pk, (int64_t)raw); /* 9 bytes: msgpackr reads BigInt */
+      nx_mp_pack_int64_fixed(e->out, (int64_t)raw); /* 9 bytes: msgpackr reads BigInt */
       return NX_MP_OK;
     }
     back = Q(JS_NewBigUint64)(in, sb->ctx, raw);
@@ -136,7 +135,7 @@ static nx_mp_status_t encode_bigint(nx_mp_encoder_t *e, nx_jsval_t v) {
     nx_sandbox_free_value(sb, back);
     if (same) {
       nx_sandbox_outs_pop(sb, 1);
-      msgpack_pack_fix_uint64(&e->pk, raw);
+      nx_mp_pack_uint64_fixed(e->out, raw);
       return NX_MP_OK;
     }
   }
@@ -163,9 +162,9 @@ static nx_mp_status_t encode_bytes(nx_mp_encoder_t *e, nx_jsval_t abuf, uint32_t
     if (Q(JS_HasException)(&sb->inst, sb->ctx)) return NX_MP_GUEST;
     return uncrossable(e, "is a detached or invalid buffer");
   }
-  msgpack_pack_ext(&e->pk, length + 1, NX_MP_EXT_TYPED);
-  msgpack_pack_ext_body(&e->pk, &c, 1);
-  msgpack_pack_ext_body(&e->pk, bytes, length);
+  nx_mp_pack_ext_header(e->out, (size_t)length + 1, NX_MP_EXT_TYPED);
+  nx_buf_write(e->out, &c, 1);
+  nx_buf_write(e->out, bytes, length);
   return NX_MP_OK;
 }
 
@@ -228,7 +227,7 @@ static nx_mp_status_t encode_array(nx_mp_encoder_t *e, nx_jsval_t v) {
   }
   nx_sandbox_outs_pop(sb, 1);
   if (len >= NX_ATOM_MAX_INT) return uncrossable(e, "is an array too long to encode");
-  msgpack_pack_array(&e->pk, (size_t)len);
+  nx_mp_pack_array(e->out, (size_t)len);
   for (i = 0; i < len && st == NX_MP_OK; i++) {
     uint32_t mark = nx_path_index(&e->path, i);
     /* Holes read as undefined, never through Array.prototype. */
@@ -256,7 +255,7 @@ static nx_mp_status_t encode_object_props(nx_mp_encoder_t *e, nx_jsval_t v) {
    * meanwhile), so the slots can go before recursing: nesting then costs
    * no scratch slots at all. */
   nx_sandbox_outs_pop(sb, 2);
-  msgpack_pack_map(&e->pk, len);
+  nx_mp_pack_map(e->out, len);
   for (i = 0; i < len && st == NX_MP_OK; i++) {
     uint32_t atom = 0, kptr, klen = 0, mark, lenslot;
     uint8_t *kbytes;
@@ -272,8 +271,8 @@ static nx_mp_status_t encode_object_props(nx_mp_encoder_t *e, nx_jsval_t v) {
       break;
     }
     nx_sandbox_outs_pop(sb, 1);
-    msgpack_pack_str(&e->pk, klen);
-    pack_utf8_body(&e->pk, kbytes, klen);
+    nx_mp_pack_str_header(e->out, klen);
+    pack_utf8_body(e->out, kbytes, klen);
     mark = nx_path_key(&e->path, (const char *)kbytes, klen);
     Q(JS_FreeCString)(in, sb->ctx, kptr);
     st = encode_own(e, v, atom);
@@ -298,7 +297,7 @@ static nx_mp_status_t encode_date(nx_mp_encoder_t *e, nx_jsval_t v) {
     default: nx_sandbox_free_value(sb, t); return uncrossable(e, "is not a valid Date");
   }
   if (isnan(ms)) return uncrossable(e, "is an invalid Date");
-  pack_timestamp(&e->pk, ms);
+  pack_timestamp(e->out, ms);
   return NX_MP_OK;
 }
 
@@ -383,22 +382,17 @@ static nx_mp_status_t encode_value(nx_mp_encoder_t *e, nx_jsval_t v) {
    * by the budget, however often a shared reference repeats. */
   if (e->out->refused) return refused(e);
   switch (nx_jsval_tag(v)) {
-    case NX_TAG_INT: msgpack_pack_int32(&e->pk, nx_jsval_int(v)); return NX_MP_OK;
-    case NX_TAG_BOOL:
-      if (nx_jsval_int(v))
-        msgpack_pack_true(&e->pk);
-      else
-        msgpack_pack_false(&e->pk);
-      return NX_MP_OK;
-    case NX_TAG_NULL: msgpack_pack_nil(&e->pk); return NX_MP_OK;
+    case NX_TAG_INT: nx_mp_pack_int(e->out, nx_jsval_int(v)); return NX_MP_OK;
+    case NX_TAG_BOOL: nx_mp_pack_bool(e->out, nx_jsval_int(v)); return NX_MP_OK;
+    case NX_TAG_NULL: nx_mp_pack_nil(e->out); return NX_MP_OK;
     case NX_TAG_UNDEFINED:
-      msgpack_pack_ext(&e->pk, 1, NX_MP_EXT_UNDEFINED);
-      msgpack_pack_ext_body(&e->pk, "\0", 1);
+      nx_mp_pack_ext_header(e->out, 1, NX_MP_EXT_UNDEFINED);
+      nx_buf_write(e->out, "\0", 1);
       return NX_MP_OK;
-    case NX_TAG_FLOAT64: pack_number(&e->pk, nx_jsval_float64(v)); return NX_MP_OK;
+    case NX_TAG_FLOAT64: pack_number(e->out, nx_jsval_float64(v)); return NX_MP_OK;
     case NX_TAG_STRING:
     case NX_TAG_STRING_ROPE:
-      st = nx_mp_pack_guest_string(e->sb, &e->pk, v);
+      st = nx_mp_pack_guest_string(e->sb, e->out, v);
       return st == NX_MP_OK && e->out->refused ? refused(e) : st;
     case NX_TAG_SHORT_BIG_INT:
     case NX_TAG_BIG_INT: return encode_bigint(e, v);
@@ -415,7 +409,7 @@ nx_mp_status_t nx_mp_encode_own(nx_mp_encoder_t *e, nx_jsval_t obj, uint32_t ato
 }
 
 void nx_mp_encode_raw(nx_mp_encoder_t *e, const uint8_t *bytes, size_t len) {
-  nx_buf_write(e->out, (const char *)bytes, len);
+  nx_buf_write(e->out, bytes, len);
 }
 
 nx_mp_status_t nx_mp_encode(nx_mp_encoder_t *e, nx_jsval_t v) {

@@ -131,36 +131,34 @@ int nx_result_encode_call(nx_sandbox_t *sb, nx_buf_t *out, size_t mark, nx_jsval
 
 /* ---- the WasmResult ----------------------------------------------------------- */
 
-static void pack_str(msgpack_packer *pk, const char *s) {
-  msgpack_pack_str_with_body(pk, s, strlen(s));
-}
+static void pack_str(nx_buf_t *out, const char *s) { nx_mp_pack_str(out, s, strlen(s)); }
 
 /* Writes at most `room` bytes of s (cut at a UTF-8 boundary, marked with
  * an ellipsis) and returns what it used. */
-static size_t pack_str_within(msgpack_packer *pk, const char *s, size_t room) {
+static size_t pack_str_within(nx_buf_t *out, const char *s, size_t room) {
   static const char more[] = "\xE2\x80\xA6"; /* U+2026 */
   size_t len = strlen(s), cut;
   if (len <= room) {
-    msgpack_pack_str_with_body(pk, s, len);
+    nx_mp_pack_str(out, s, len);
     return len;
   }
   cut = room > sizeof more - 1 ? room - (sizeof more - 1) : 0;
   while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
-  msgpack_pack_str(pk, cut + sizeof more - 1);
-  msgpack_pack_str_body(pk, s, cut);
-  msgpack_pack_str_body(pk, more, sizeof more - 1);
+  nx_mp_pack_str_header(out, cut + sizeof more - 1);
+  nx_buf_write(out, s, cut);
+  nx_buf_write(out, more, sizeof more - 1);
   return cut + sizeof more - 1;
 }
 
 /* `snippet`: the offending source line and a caret under the column. Long
  * (minified) lines are cut to a window around the column. */
-static void pack_snippet(msgpack_packer *pk, const nx_exec_t *ex, uint32_t line, uint32_t column) {
+static void pack_snippet(nx_buf_t *out, const nx_exec_t *ex, uint32_t line, uint32_t column) {
   const char *p, *end, *eol;
   uint32_t l = 1, col0, from, len, i, k;
   char buf[2 * NX_SNIPPET_WIDTH + 4];
 
   if (ex == NULL || ex->code == NULL || ex->mode == NX_MODE_BYTECODE) { /* no source */
-    msgpack_pack_nil(pk);
+    nx_mp_pack_nil(out);
     return;
   }
   p = ex->code;
@@ -172,7 +170,7 @@ static void pack_snippet(msgpack_packer *pk, const nx_exec_t *ex, uint32_t line,
     l++;
   }
   if (l != line || line == 0) {
-    msgpack_pack_nil(pk);
+    nx_mp_pack_nil(out);
     return;
   }
   eol = memchr(p, '\n', (size_t)(end - p));
@@ -190,7 +188,7 @@ static void pack_snippet(msgpack_packer *pk, const nx_exec_t *ex, uint32_t line,
   /* Keep tabs so the caret lines up under tab-indented code. */
   for (k = from; k < col0; k++) buf[i++] = (k < from + len && p[k] == '\t') ? '\t' : ' ';
   buf[i++] = '^';
-  msgpack_pack_str_with_body(pk, buf, i);
+  nx_mp_pack_str(out, buf, i);
 }
 
 /* Bytes an error result may spend on its message and stack: the budget
@@ -200,102 +198,99 @@ static void pack_snippet(msgpack_packer *pk, const nx_exec_t *ex, uint32_t line,
 #define ERROR_TEXT_MAX (64u << 10)
 #define ERROR_FIXED 1024u
 
-static void pack_error(msgpack_packer *pk, const nx_failure_t *f, const nx_exec_t *ex) {
+static void pack_error(nx_buf_t *out, const nx_failure_t *f, const nx_exec_t *ex) {
   uint64_t room = ERROR_TEXT_MAX;
   if (ex) {
     uint64_t limit = ex->budget.limit, used = ex->out.logs.buf.size + ERROR_FIXED;
     room = limit > used ? limit - used : 0;
     if (room > ERROR_TEXT_MAX) room = ERROR_TEXT_MAX;
   }
-  msgpack_pack_map(pk, 5);
-  pack_str(pk, "code");
-  pack_str(pk, nx_error_name(f->code));
-  pack_str(pk, "message");
-  room -= pack_str_within(pk, f->message ? f->message : nx_error_name(f->code), room);
-  pack_str(pk, "stack");
+  nx_mp_pack_map(out, 5);
+  pack_str(out, "code");
+  pack_str(out, nx_error_name(f->code));
+  pack_str(out, "message");
+  room -= pack_str_within(out, f->message ? f->message : nx_error_name(f->code), room);
+  pack_str(out, "stack");
   if (f->stack)
-    pack_str_within(pk, f->stack, room);
+    pack_str_within(out, f->stack, room);
   else
-    msgpack_pack_nil(pk);
-  pack_str(pk, "location");
+    nx_mp_pack_nil(out);
+  pack_str(out, "location");
   if (f->line) {
-    msgpack_pack_map(pk, 2);
-    pack_str(pk, "line");
-    msgpack_pack_uint32(pk, f->line);
-    pack_str(pk, "column");
-    msgpack_pack_uint32(pk, f->column);
+    nx_mp_pack_map(out, 2);
+    pack_str(out, "line");
+    nx_mp_pack_uint(out, f->line);
+    pack_str(out, "column");
+    nx_mp_pack_uint(out, f->column);
   } else {
-    msgpack_pack_nil(pk);
+    nx_mp_pack_nil(out);
   }
-  pack_str(pk, "snippet");
+  pack_str(out, "snippet");
   if (f->line)
-    pack_snippet(pk, ex, f->line, f->column);
+    pack_snippet(out, ex, f->line, f->column);
   else
-    msgpack_pack_nil(pk);
+    nx_mp_pack_nil(out);
 }
 
-static void pack_list(msgpack_packer *pk, const nx_out_list_t *list) {
-  msgpack_pack_array(pk, list ? list->count : 0);
-  if (list && list->buf.size) nx_buf_write(pk->data, list->buf.data, list->buf.size);
+static void pack_list(nx_buf_t *out, const nx_out_list_t *list) {
+  nx_mp_pack_array(out, list ? list->count : 0);
+  if (list && list->buf.size) nx_buf_write(out, list->buf.data, list->buf.size);
 }
 
-static void pack_metrics(msgpack_packer *pk, const nx_exec_t *ex, uint64_t duration_us,
+static void pack_metrics(nx_buf_t *out, const nx_exec_t *ex, uint64_t duration_us,
                          uint64_t compile_us) {
   const nx_sandbox_t *sb = ex ? ex->sb : NULL;
   uint32_t i, n = 0, used = ex ? ex->heap_used : 0;
-  msgpack_pack_map(pk, 7);
-  pack_str(pk, "durationUs");
-  msgpack_pack_uint64(pk, duration_us);
-  pack_str(pk, "memoryUsedBytes");
-  msgpack_pack_uint64(pk, used);
-  pack_str(pk, "compilationTimeUs");
-  msgpack_pack_uint64(pk, compile_us);
-  pack_str(pk, "memoryPeakBytes");
-  msgpack_pack_uint64(pk, sb ? nx_sandbox_memory_bytes(sb) : 0);
-  pack_str(pk, "instructionCount");
+  nx_mp_pack_map(out, 7);
+  pack_str(out, "durationUs");
+  nx_mp_pack_uint(out, duration_us);
+  pack_str(out, "memoryUsedBytes");
+  nx_mp_pack_uint(out, used);
+  pack_str(out, "compilationTimeUs");
+  nx_mp_pack_uint(out, compile_us);
+  pack_str(out, "memoryPeakBytes");
+  nx_mp_pack_uint(out, sb ? nx_sandbox_memory_bytes(sb) : 0);
+  pack_str(out, "instructionCount");
   /* QuickJS calls the interrupt handler once per 10 000 "ticks" (function
    * calls and backward jumps): an estimate of work, not instructions. */
-  msgpack_pack_uint64(pk, sb ? (sb->interrupts - ex->interrupts0) * 10000u : 0);
-  pack_str(pk, "cacheHit");
-  if (ex && ex->cache_hit)
-    msgpack_pack_true(pk);
-  else
-    msgpack_pack_false(pk);
-  pack_str(pk, "hostCalls");
+  nx_mp_pack_uint(out, sb ? (sb->interrupts - ex->interrupts0) * 10000u : 0);
+  pack_str(out, "cacheHit");
+  nx_mp_pack_bool(out, ex && ex->cache_hit);
+  pack_str(out, "hostCalls");
   for (i = 0; ex && i < ex->ncounts; i++) n += ex->counts[i].count != 0;
-  msgpack_pack_map(pk, n);
+  nx_mp_pack_map(out, n);
   for (i = 0; ex && i < ex->ncounts; i++) {
     if (!ex->counts[i].count) continue;
-    pack_str(pk, ex->counts[i].name);
-    msgpack_pack_uint64(pk, ex->counts[i].count);
+    pack_str(out, ex->counts[i].name);
+    nx_mp_pack_uint(out, ex->counts[i].count);
   }
 }
 
-static void pack_call(msgpack_packer *pk, const nx_ext_call_t *c) {
+static void pack_call(nx_buf_t *out, const nx_ext_call_t *c) {
   char hex[2 * NX_SUSPENSION_ID_BYTES + 1];
   nx_util_hex_encode(c->id, NX_SUSPENSION_ID_BYTES, hex);
-  msgpack_pack_map(pk, 4);
-  pack_str(pk, "suspensionId");
-  pack_str(pk, hex);
-  pack_str(pk, "extensionName");
-  pack_str(pk, c->ext);
-  pack_str(pk, "method");
-  pack_str(pk, c->method);
-  pack_str(pk, "args");
-  nx_buf_write(pk->data, (const char *)c->args, c->args_len);
+  nx_mp_pack_map(out, 4);
+  pack_str(out, "suspensionId");
+  pack_str(out, hex);
+  pack_str(out, "extensionName");
+  pack_str(out, c->ext);
+  pack_str(out, "method");
+  pack_str(out, c->method);
+  pack_str(out, "args");
+  nx_buf_write(out, c->args, c->args_len);
 }
 
-static void pack_pending(msgpack_packer *pk, const nx_exec_t *ex) {
+static void pack_pending(nx_buf_t *out, const nx_exec_t *ex) {
   const nx_ext_call_t *first = NULL;
   uint32_t i;
   for (i = 0; i < ex->ncalls && first == NULL; i++)
     if (!ex->calls[i].answered) first = &ex->calls[i];
-  pack_str(pk, "suspension");
-  pack_call(pk, first);
-  pack_str(pk, "pendingCalls");
-  msgpack_pack_array(pk, ex->ncalls - ex->nanswered);
+  pack_str(out, "suspension");
+  pack_call(out, first);
+  pack_str(out, "pendingCalls");
+  nx_mp_pack_array(out, ex->ncalls - ex->nanswered);
   for (i = 0; i < ex->ncalls; i++)
-    if (!ex->calls[i].answered) pack_call(pk, &ex->calls[i]);
+    if (!ex->calls[i].answered) pack_call(out, &ex->calls[i]);
 }
 
 /* `ex` may be NULL (an execution that never reached a sandbox); then `f`
@@ -304,38 +299,36 @@ static int finish(const nx_exec_t *ex, const nx_failure_t *f, nx_status_t status
                   uint64_t duration_us, uint64_t compile_us, char **out, size_t *out_len) {
   nx_mem_t scratch;
   nx_buf_t res;
-  msgpack_packer pk;
   int ok = status != NX_STATUS_ERROR, rc = NX_RC_NOMEM;
 
   nx_mem_init(&scratch);
   nx_buf_init(&res, &scratch, NULL);
-  pk = nx_buf_packer(&res);
-  msgpack_pack_map(&pk, status == NX_STATUS_SUSPENDED ? 8 : 7);
-  pack_str(&pk, "status");
-  pack_str(&pk, nx_status_name(status));
+  nx_mp_pack_map(&res, status == NX_STATUS_SUSPENDED ? 8 : 7);
+  pack_str(&res, "status");
+  pack_str(&res, nx_status_name(status));
   if (status == NX_STATUS_SUCCESS) {
-    pack_str(&pk, "returnValue");
+    pack_str(&res, "returnValue");
     nx_buf_write(&res, ex->retval.data, ex->retval.size);
   } else if (status == NX_STATUS_ERROR) {
-    pack_str(&pk, "error");
-    pack_error(&pk, f, ex);
+    pack_str(&res, "error");
+    pack_error(&res, f, ex);
   } else {
-    pack_pending(&pk, ex);
+    pack_pending(&res, ex);
   }
   /* A failed handler's effects are not applied: only its logs survive. */
-  pack_str(&pk, "stateMutations");
+  pack_str(&res, "stateMutations");
   if (ok && ex->mutations.size)
     nx_buf_write(&res, ex->mutations.data, ex->mutations.size);
   else
-    msgpack_pack_array(&pk, 0);
-  pack_str(&pk, "events");
-  pack_list(&pk, ok ? &ex->out.events : NULL);
-  pack_str(&pk, "viewCommands");
-  pack_list(&pk, ok ? &ex->out.views : NULL);
-  pack_str(&pk, "logs");
-  pack_list(&pk, ex ? &ex->out.logs : NULL);
-  pack_str(&pk, "metrics");
-  pack_metrics(&pk, ex, duration_us, compile_us);
+    nx_mp_pack_array(&res, 0);
+  pack_str(&res, "events");
+  pack_list(&res, ok ? &ex->out.events : NULL);
+  pack_str(&res, "viewCommands");
+  pack_list(&res, ok ? &ex->out.views : NULL);
+  pack_str(&res, "logs");
+  pack_list(&res, ex ? &ex->out.logs : NULL);
+  pack_str(&res, "metrics");
+  pack_metrics(&res, ex, duration_us, compile_us);
   if (res.refused) goto done;
   *out = malloc(res.size);
   if (*out == NULL) goto done;

@@ -4,7 +4,6 @@
 #ifndef NX_RESULT_H
 #define NX_RESULT_H
 
-#include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
 

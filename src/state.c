@@ -404,7 +404,6 @@ int nx_state_snapshot(nx_exec_t *ex) {
  * order. */
 int nx_state_mutations(nx_exec_t *ex, nx_buf_t *out, int remember) {
   nx_state_t *st = &ex->state;
-  msgpack_packer pk = nx_buf_packer(out);
   uint32_t *order, n = st->nchanges, i;
   order = nx_mem_alloc(&ex->seg, ((size_t)st->nkeys + 1) * sizeof *order);
   if (order == NULL) return NX_RC_NOMEM;
@@ -413,18 +412,18 @@ int nx_state_mutations(nx_exec_t *ex, nx_buf_t *out, int remember) {
   for (i = 0; i < st->nkeys; i++)
     if (st->keys[i].change < 0 && st->keys[i].inplace) order[n++] = i;
 
-  msgpack_pack_array(&pk, n);
+  nx_mp_pack_array(out, n);
   for (i = 0; i < n; i++) {
     nx_state_key_t *k = &st->keys[order[i]];
-    msgpack_pack_map(&pk, k->deleted ? 2 : 3);
-    msgpack_pack_str_with_body(&pk, "key", 3);
-    msgpack_pack_str_with_body(&pk, k->name, k->len);
-    msgpack_pack_str_with_body(&pk, "operation", 9);
+    nx_mp_pack_map(out, k->deleted ? 2 : 3);
+    nx_mp_pack_str(out, "key", 3);
+    nx_mp_pack_str(out, k->name, k->len);
+    nx_mp_pack_str(out, "operation", 9);
     if (k->deleted) {
-      msgpack_pack_str_with_body(&pk, "delete", 6);
+      nx_mp_pack_str(out, "delete", 6);
     } else {
-      msgpack_pack_str_with_body(&pk, "set", 3);
-      msgpack_pack_str_with_body(&pk, "value", 5);
+      nx_mp_pack_str(out, "set", 3);
+      nx_mp_pack_str(out, "value", 5);
       nx_buf_write(out, k->snap.data, k->snap.size);
     }
     if (remember) {

@@ -55,7 +55,7 @@ test('BigInt within 64 bits crosses as BigInt', async () => {
   assert.deepEqual(r.returnValue, [2n ** 63n - 1n, -(2n ** 63n), 2n ** 64n - 1n, 5n, 'bigint', 2n ** 40n]);
 });
 
-test('host BigInts in [-2^31, 2^32) arrive as numbers (msgpack-c keeps no integer width), outside it as BigInts', async () => {
+test('host BigInts in [-2^31, 2^32) arrive as numbers (the wire keeps no integer width), outside it as BigInts', async () => {
   const b = { a: 5n, b: 2n ** 32n - 1n, c: 2n ** 32n, d: -(2n ** 31n), e: -(2n ** 31n) - 1n, f: 0n };
   const r = await run('return Object.entries($args.b).map(([k, v]) => [k, typeof v, String(v)])', { args: { b } });
   assert.deepEqual(r.returnValue, [
@@ -319,7 +319,7 @@ test('$state change detection compares numbers by value with -0 ≠ 0 and NaN = 
   }
 });
 
-test('an empty-string key crosses both ways (msgpack-c gives it a NULL pointer; found by fuzz_mpack)', async () => {
+test('an empty-string key crosses both ways (a NULL pointer once; found by fuzz_mpack)', async () => {
   assert.deepEqual(await echo({ '': 1, a: { '': [2] } }), { '': 1, a: { '': [2] } });
   const r = await run("$state[''] = $state[''] + 1; return Object.keys($state)", { stateSnapshot: { '': 41 } });
   assert.deepEqual(r.returnValue, ['']);

@@ -2,22 +2,22 @@
  * (src/mpack.c). The input is untrusted MessagePack, as a context or a
  * resume payload would be:
  *   1. nx_mp_validate() decides whether it may be read at all; what it
- *      accepts must be well-formed (checked by an independent reader),
- *      readable by msgpack_unpack_next() to the last byte (the capabilities
- *      and registry still go through msgpack-c), and stepped over by
- *      nx_mp_skip() to the last byte;
+ *      accepts must be well-formed (checked by an independent reader,
+ *      runner.c), read by the cursor (nx_mp_read) item for item as that
+ *      reader reads it, stepped over by nx_mp_skip() to the last byte, and
+ *      taken as capability tokens (caps.c reads them in place) safely;
  *   2. nx_mp_decode() turns the bytes into a guest value and the strict
  *      encoder turns that back into MessagePack, which must be well-formed,
  *      within the validator's limits, and a fixed point: decoding and
  *      encoding it again gives the same bytes.
  * One sandbox from the snapshot serves every input; it is reset to the
  * image after each, so no input sees another's heap and memory stays flat. */
-#include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+#include "caps.h"
 #include "config.h"
 #include "hostcalls.h"
 #include "mem.h"
@@ -105,10 +105,53 @@ static void check_trip(const trip_t *t) {
     fz_fail("nx_mp_encode of a decoded value returned %d: %s", (int)t->encoded, t->err);
 }
 
-static void unpack_all(msgpack_unpacked *msg, const char *bytes, size_t len, const char *what) {
-  size_t off = 0;
-  if (msgpack_unpack_next(msg, bytes, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
-    fz_fail("msgpack-c cannot read %s (%zu bytes) to its end", what, len);
+/* The cursor and the independent reader, side by side over every item:
+ * same kind, same payload or item count, same length. */
+static void check_cursor(const uint8_t *data, size_t size) {
+  static const fz_mp_kind_t kinds[] = {
+      [NX_MPT_NIL] = FZ_MP_NIL, [NX_MPT_BOOL] = FZ_MP_BOOL,   [NX_MPT_UINT] = FZ_MP_INT,
+      [NX_MPT_INT] = FZ_MP_INT, [NX_MPT_FLOAT] = FZ_MP_FLOAT, [NX_MPT_STR] = FZ_MP_STR,
+      [NX_MPT_BIN] = FZ_MP_BIN, [NX_MPT_EXT] = FZ_MP_EXT,     [NX_MPT_ARRAY] = FZ_MP_ARRAY,
+      [NX_MPT_MAP] = FZ_MP_MAP};
+  const uint8_t *p = data, *end = data + size;
+  uint64_t pending = 1;
+  while (pending > 0) {
+    nx_mp_item_t it;
+    fz_mp_item_t ref;
+    size_t n = fz_mp_item(p, (size_t)(end - p), &ref);
+    const uint8_t *next;
+    pending--;
+    if (n == 0) fz_fail("the independent reader stops at byte %zu", (size_t)(p - data));
+    next = nx_mp_read(p, &it);
+    if (next != p + n || kinds[it.type] != ref.kind)
+      fz_fail("nx_mp_read disagrees at byte %zu (0x%02x)", (size_t)(p - data), *p);
+    if ((it.type == NX_MPT_STR || it.type == NX_MPT_BIN || it.type == NX_MPT_EXT) &&
+        (it.ptr != ref.data || it.size != ref.size))
+      fz_fail("nx_mp_read's payload differs at byte %zu", (size_t)(p - data));
+    if (it.type == NX_MPT_ARRAY || it.type == NX_MPT_MAP) {
+      if (it.size != ref.count)
+        fz_fail("nx_mp_read's count differs at byte %zu", (size_t)(p - data));
+      pending += it.type == NX_MPT_MAP ? 2 * (uint64_t)it.size : it.size;
+    }
+    p = next;
+  }
+  if (p != end) fz_fail("nx_mp_read stops short of the end");
+}
+
+/* Any accepted bytes as a capabilities field: only an array of strings
+ * grants anything, and never more grants than it has items. */
+static void check_caps(const uint8_t *data) {
+  nx_caps_t caps;
+  nx_mp_item_t top;
+  size_t grants = 0;
+  int f;
+  if (nx_caps_parse(&caps, data) != 0) fz_fail("nx_caps_parse ran out of memory");
+  nx_mp_read(data, &top);
+  for (f = 0; f < NX_CAP__COUNT; f++) grants += caps.count[f] + caps.wildcard[f];
+  if (grants > (top.type == NX_MPT_ARRAY ? top.size : 0))
+    fz_fail("nx_caps_parse granted %zu tokens from %u items", grants,
+            top.type == NX_MPT_ARRAY ? top.size : 0);
+  nx_caps_free(&caps);
 }
 
 /* The first encoding must decode and encode to exactly itself. */
@@ -148,13 +191,10 @@ static void fuzz_value(const uint8_t *bytes, size_t input_len) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  msgpack_unpacked msg;
-
   if (nx_mp_validate(data, size, MAX_DEPTH) != 0) return 0;
   if (!fz_mp_wellformed(data, size)) fz_fail("nx_mp_validate accepted malformed MessagePack");
-  msgpack_unpacked_init(&msg);
-  unpack_all(&msg, (const char *)data, size, "bytes nx_mp_validate accepted");
-  msgpack_unpacked_destroy(&msg);
+  check_cursor(data, size);
+  check_caps(data);
   if (nx_mp_skip(data) != data + size) fz_fail("nx_mp_skip disagrees with nx_mp_validate");
   if (nx_mp_validate_one(data, size, MAX_DEPTH) != size) fz_fail("nx_mp_validate_one disagrees");
   if (!nx_mp_equal(data, data)) fz_fail("nx_mp_equal(x, x) is false");

@@ -1,17 +1,20 @@
 /* Support for the libFuzzer harnesses (see runner.h). The result checks
- * read MessagePack with a reader of their own rather than msgpack-c or the
- * project's nx_mp_validate: a checker must not share the code it checks,
- * and results may nest deeper than msgpack-c's parse stack. */
+ * read MessagePack with a reader of their own rather than the project's
+ * nx_mp_validate or cursor: a checker must not share the code it checks,
+ * and results may nest deeper than the validator allows. Inputs (contexts,
+ * answers) are written with the project's writer, whose mistakes the
+ * runtime would refuse and the checks would report. */
 #include "runner.h"
 
-#include <msgpack.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "errors.h"
+#include "mem.h"
 #include "mpack.h"
 #include "suspend.h"
 
@@ -193,6 +196,19 @@ static int rd_skip(rd_t *r) {
 int fz_mp_wellformed(const uint8_t *buf, size_t len) {
   rd_t r = {buf, len, 0};
   return rd_skip(&r) == 0 && r.at == len;
+}
+
+_Static_assert(FZ_MP_NIL == (int)MP_NIL && FZ_MP_MAP == (int)MP_MAP, "fz_mp_kind_t is MP_*");
+
+size_t fz_mp_item(const uint8_t *buf, size_t len, fz_mp_item_t *it) {
+  rd_t r = {buf, len, 0};
+  item_t i;
+  if (rd_item(&r, &i) != 0) return 0;
+  it->kind = (fz_mp_kind_t)i.kind;
+  it->count = i.count;
+  it->data = i.data;
+  it->size = i.size;
+  return r.at;
 }
 
 /* ---- result checks ---------------------------------------------------------- */
@@ -403,58 +419,72 @@ typedef struct {
 #define NANSWERS 12
 static answer_t answers[NANSWERS];
 
-static void pack_answer(int i, msgpack_packer *pk) {
+static void pack_ext(nx_buf_t *b, int8_t type, const void *data, size_t len) {
+  nx_mp_pack_ext_header(b, len, type);
+  nx_buf_write(b, data, len);
+}
+
+/* b's bytes in a malloc'd copy (nx_mem_t blocks are not plain malloc). */
+static uint8_t *take_bytes(nx_buf_t *b, size_t *len) {
+  uint8_t *copy = malloc(b->size ? b->size : 1);
+  if (b->refused || copy == NULL) fz_fail("out of memory writing a fuzz input");
+  memcpy(copy, b->data, b->size);
+  *len = b->size;
+  return copy;
+}
+
+static void pack_answer(int i, nx_buf_t *b) {
   static const uint8_t ts[4] = {0x5f, 0x00, 0x00, 0x00};
   static const uint8_t typed[9] = {9, 1, 0, 0, 0, 0, 0, 0, 0}; /* code 9: BigInt64Array */
   int d;
   switch (i) {
     case 0:
-      msgpack_pack_map(pk, 2);
-      msgpack_pack_str_with_body(pk, "ok", 2);
-      msgpack_pack_true(pk);
-      msgpack_pack_str_with_body(pk, "items", 5);
-      msgpack_pack_array(pk, 3);
-      msgpack_pack_int(pk, 1);
-      msgpack_pack_str_with_body(pk, "two", 3);
-      msgpack_pack_double(pk, 3.5);
+      nx_mp_pack_map(b, 2);
+      nx_mp_pack_str(b, "ok", 2);
+      nx_mp_pack_bool(b, 1);
+      nx_mp_pack_str(b, "items", 5);
+      nx_mp_pack_array(b, 3);
+      nx_mp_pack_int(b, 1);
+      nx_mp_pack_str(b, "two", 3);
+      nx_mp_pack_double(b, 3.5);
       break;
-    case 1: msgpack_pack_str_with_body(pk, "boom", 4); break; /* an error message */
-    case 2: msgpack_pack_nil(pk); break;
-    case 3: msgpack_pack_uint64(pk, 1ull << 40); break;
-    case 4: msgpack_pack_bin_with_body(pk, "\1\2\3\4", 4); break;
-    case 5: msgpack_pack_ext_with_body(pk, ts, 4, -1); break;
+    case 1: nx_mp_pack_str(b, "boom", 4); break; /* an error message */
+    case 2: nx_mp_pack_nil(b); break;
+    case 3: nx_mp_pack_uint(b, 1ull << 40); break;
+    case 4: nx_mp_pack_bin(b, "\1\2\3\4", 4); break;
+    case 5: pack_ext(b, -1, ts, 4); break;
     case 6:
-      for (d = 0; d < 31; d++) msgpack_pack_array(pk, 1);
-      msgpack_pack_int(pk, 7);
+      for (d = 0; d < 31; d++) nx_mp_pack_array(b, 1);
+      nx_mp_pack_int(b, 7);
       break;
     case 7: /* a map key that is not a string: undecodable */
-      msgpack_pack_map(pk, 1);
-      msgpack_pack_array(pk, 0);
-      msgpack_pack_int(pk, 1);
+      nx_mp_pack_map(b, 1);
+      nx_mp_pack_array(b, 0);
+      nx_mp_pack_int(b, 1);
       break;
-    case 8: msgpack_pack_ext_with_body(pk, "x", 1, 5); break; /* unknown extension */
+    case 8: pack_ext(b, 5, "x", 1); break; /* unknown extension */
     case 9: {
       static char big[70000];
       memset(big, 'x', sizeof big);
-      msgpack_pack_str_with_body(pk, big, sizeof big);
+      nx_mp_pack_str(b, big, sizeof big);
       break;
     }
-    case 10: msgpack_pack_int64(pk, INT64_MIN); break;
-    default: msgpack_pack_ext_with_body(pk, typed, sizeof typed, 0x74); break;
+    case 10: nx_mp_pack_int(b, INT64_MIN); break;
+    default: pack_ext(b, 0x74, typed, sizeof typed); break;
   }
 }
 
 static void build_answers(void) {
   int i;
   for (i = 0; i < NANSWERS; i++) {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_answer(i, &pk);
+    nx_mem_t mem;
+    nx_buf_t b;
+    nx_mem_init(&mem);
+    nx_buf_init(&b, &mem, NULL);
+    pack_answer(i, &b);
     answers[i].ok = i != 1;
-    answers[i].len = sb.size;
-    answers[i].bytes = msgpack_sbuffer_release(&sb);
+    answers[i].bytes = (char *)take_bytes(&b, &answers[i].len);
+    nx_mem_release(&mem);
     /* The addon refuses anything else before it reaches the runtime. */
     if (nx_mp_validate((const uint8_t *)answers[i].bytes, answers[i].len, 32) != 0)
       fz_fail("answer %d is not valid MessagePack", i);
@@ -596,73 +626,71 @@ void fz_engine_tag(char *out, size_t outlen) {
 
 /* ---- contexts ---------------------------------------------------------------- */
 
-static void pack_str(msgpack_packer *pk, const char *s) {
-  msgpack_pack_str_with_body(pk, s, strlen(s));
-}
+static void pack_str(nx_buf_t *b, const char *s) { nx_mp_pack_str(b, s, strlen(s)); }
 
-static void pack_state(msgpack_packer *pk) {
-  msgpack_pack_map(pk, 5);
-  pack_str(pk, "count");
-  msgpack_pack_int(pk, 41);
-  pack_str(pk, "obj");
-  msgpack_pack_map(pk, 2);
-  pack_str(pk, "a");
-  msgpack_pack_array(pk, 2);
-  msgpack_pack_int(pk, 1);
-  msgpack_pack_int(pk, 2);
-  pack_str(pk, "d");
-  msgpack_pack_map(pk, 1);
-  pack_str(pk, "deep");
-  msgpack_pack_true(pk);
-  pack_str(pk, "s");
-  pack_str(pk, "hello");
-  pack_str(pk, "list");
-  msgpack_pack_array(pk, 3);
-  msgpack_pack_int(pk, 1);
-  msgpack_pack_int(pk, 2);
-  msgpack_pack_int(pk, 3);
-  pack_str(pk, "big");
-  msgpack_pack_double(pk, 1099511627776.0); /* msgpackr's 2^40 */
+static void pack_state(nx_buf_t *b) {
+  nx_mp_pack_map(b, 5);
+  pack_str(b, "count");
+  nx_mp_pack_int(b, 41);
+  pack_str(b, "obj");
+  nx_mp_pack_map(b, 2);
+  pack_str(b, "a");
+  nx_mp_pack_array(b, 2);
+  nx_mp_pack_int(b, 1);
+  nx_mp_pack_int(b, 2);
+  pack_str(b, "d");
+  nx_mp_pack_map(b, 1);
+  pack_str(b, "deep");
+  nx_mp_pack_bool(b, 1);
+  pack_str(b, "s");
+  pack_str(b, "hello");
+  pack_str(b, "list");
+  nx_mp_pack_array(b, 3);
+  nx_mp_pack_int(b, 1);
+  nx_mp_pack_int(b, 2);
+  nx_mp_pack_int(b, 3);
+  pack_str(b, "big");
+  nx_mp_pack_double(b, 1099511627776.0); /* msgpackr's 2^40 */
 }
 
 void fz_context(const char *const *caps, size_t ncaps, uint8_t **out, size_t *out_len) {
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
+  nx_mem_t mem;
+  nx_buf_t b;
   size_t i;
 
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 7);
-  pack_str(&pk, "panelId");
-  pack_str(&pk, "fuzz-panel");
-  pack_str(&pk, "handlerName");
-  pack_str(&pk, "onFuzz");
-  pack_str(&pk, "stateSnapshot");
-  pack_state(&pk);
-  pack_str(&pk, "args");
-  msgpack_pack_map(&pk, 2);
-  pack_str(&pk, "step");
-  msgpack_pack_int(&pk, 1);
-  pack_str(&pk, "nested");
-  msgpack_pack_array(&pk, 2);
-  msgpack_pack_int(&pk, 1);
-  pack_str(&pk, "a");
-  pack_str(&pk, "scope");
-  msgpack_pack_map(&pk, 1);
-  pack_str(&pk, "user");
-  pack_str(&pk, "u");
-  pack_str(&pk, "capabilities");
-  msgpack_pack_array(&pk, ncaps);
-  for (i = 0; i < ncaps; i++) pack_str(&pk, caps[i]);
-  pack_str(&pk, "extensionRegistry");
-  msgpack_pack_map(&pk, 2);
-  pack_str(&pk, "svc");
-  msgpack_pack_array(&pk, 2);
-  pack_str(&pk, "get");
-  pack_str(&pk, "put");
-  pack_str(&pk, "other");
-  msgpack_pack_array(&pk, 1);
-  pack_str(&pk, "call");
-  *out_len = sb.size;
-  *out = (uint8_t *)msgpack_sbuffer_release(&sb);
+  nx_mem_init(&mem);
+  nx_buf_init(&b, &mem, NULL);
+  nx_mp_pack_map(&b, 7);
+  pack_str(&b, "panelId");
+  pack_str(&b, "fuzz-panel");
+  pack_str(&b, "handlerName");
+  pack_str(&b, "onFuzz");
+  pack_str(&b, "stateSnapshot");
+  pack_state(&b);
+  pack_str(&b, "args");
+  nx_mp_pack_map(&b, 2);
+  pack_str(&b, "step");
+  nx_mp_pack_int(&b, 1);
+  pack_str(&b, "nested");
+  nx_mp_pack_array(&b, 2);
+  nx_mp_pack_int(&b, 1);
+  pack_str(&b, "a");
+  pack_str(&b, "scope");
+  nx_mp_pack_map(&b, 1);
+  pack_str(&b, "user");
+  pack_str(&b, "u");
+  pack_str(&b, "capabilities");
+  nx_mp_pack_array(&b, ncaps);
+  for (i = 0; i < ncaps; i++) pack_str(&b, caps[i]);
+  pack_str(&b, "extensionRegistry");
+  nx_mp_pack_map(&b, 2);
+  pack_str(&b, "svc");
+  nx_mp_pack_array(&b, 2);
+  pack_str(&b, "get");
+  pack_str(&b, "put");
+  pack_str(&b, "other");
+  nx_mp_pack_array(&b, 1);
+  pack_str(&b, "call");
+  *out = take_bytes(&b, out_len);
+  nx_mem_release(&mem);
 }

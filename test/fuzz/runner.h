@@ -28,11 +28,36 @@ void fz_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)
 /* Prints an unexpected but non-fatal outcome, once per distinct key. */
 void fz_note(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- MessagePack, read without msgpack-c ------------------------------------ */
+/* ---- MessagePack, read without the project's code ---------------------------- */
 
 /* One complete, well-formed value, at any nesting depth (the runtime's
- * results may nest past msgpack-c's parse stack of 32). */
+ * results may nest past the validator's limit). */
 int fz_mp_wellformed(const uint8_t *buf, size_t len);
+
+/* One item as that reader sees it: a scalar or str/bin/ext whole, a
+ * container's header only. For checking the project's cursor (mpack.h). */
+typedef enum {
+  FZ_MP_NIL,
+  FZ_MP_BOOL,
+  FZ_MP_INT,
+  FZ_MP_FLOAT,
+  FZ_MP_STR,
+  FZ_MP_BIN,
+  FZ_MP_EXT,
+  FZ_MP_ARRAY,
+  FZ_MP_MAP
+} fz_mp_kind_t;
+
+typedef struct {
+  fz_mp_kind_t kind;
+  uint64_t count;      /* array items or map pairs */
+  const uint8_t *data; /* str / bin / ext payload */
+  size_t size;
+} fz_mp_item_t;
+
+/* Reads the item at the start of buf: its length in bytes, 0 when it is
+ * malformed or cut short. */
+size_t fz_mp_item(const uint8_t *buf, size_t len, fz_mp_item_t *it);
 
 #define FZ_MAX_PENDING 64
 
