@@ -6,9 +6,10 @@
 #       the engine's C, exactly the files this build compiled (stamped by
 #       scripts/engine-c.js with the wabt and quickjs-wasi versions and the
 #       SHA-256 of quickjs.wasm)
-#   prebuilds/linux-x64/nexus-wasm-bridge.glibc.node
+#   prebuilds/linux-x64/nexus-wasm-bridge.glibc.node (this platform's)
 #       the addon, N-API (one binary for every Node version), stripped,
 #       msgpack-c linked statically: it needs only libc
+#   PREBUILDS_FROM=DIR adds the prebuilds made on other platforms.
 # The addon is this checkout's build (scripts/build.sh, incremental: in CI,
 # after setup.sh, nothing is recompiled); prebuildify names, strips and
 # places it (its node-gyp is scripts/prebuild-gyp.sh, the same build). The
@@ -32,17 +33,30 @@ echo "prepack: gen/ $(node scripts/engine-c.js --check gen "$wasm")"
 [ -n "$nodedir_arg" ] && export npm_config_nodedir="${nodedir_arg#--nodedir=}"
 node node_modules/prebuildify/bin.js --napi --strip --tag-libc --node-gyp "$root/scripts/prebuild-gyp.sh" >>build.log 2>&1 ||
   { tail -20 build.log; exit 1; }
-addon=prebuilds/linux-x64/nexus-wasm-bridge.glibc.node
+libc=glibc
+[ -f /etc/alpine-release ] && libc=musl
+addon=prebuilds/$(node -p "process.platform + '-' + process.arch")/nexus-wasm-bridge.$libc.node
 [ -f "$addon" ] || { echo "prepack: prebuildify did not write $addon" >&2; exit 1; }
-# What the binary needs from the system: libc's libraries and libgcc_s (which
-# every glibc system and Node itself have), nothing else.
-needed=$(readelf -d "$addon" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
-echo "prepack: $addon, $(wc -c <"$addon") bytes, needs: $needed"
-for lib in $needed; do
-  case "$lib" in
-    libc.so.*|libm.so.*|libpthread.so.*|libdl.so.*|libgcc_s.so.*|ld-linux*) ;;
-    *) echo "prepack: $addon needs $lib; only libc's libraries are allowed (is libmsgpackc.a installed?)" >&2; exit 1 ;;
-  esac
+# A release adds the prebuilds made on other platforms (README, "Releasing"):
+# PREBUILDS_FROM=DIR holds their prebuilds/ trees (PLATFORM-ARCH/*.node).
+if [ -n "$PREBUILDS_FROM" ]; then
+  (cd "$PREBUILDS_FROM" && find . -name '*.node') | while read -r f; do
+    if [ -e "prebuilds/$f" ]; then echo "prepack: $PREBUILDS_FROM/$f: this platform's own, not replaced" >&2; continue; fi
+    mkdir -p "prebuilds/$(dirname "$f")"
+    cp "$PREBUILDS_FROM/$f" "prebuilds/$f"
+  done
+fi
+# What each binary needs from the system: libc's libraries and libgcc_s
+# (which every glibc system and Node itself have), nothing else.
+for bin in prebuilds/*/*.node; do
+  needed=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+  echo "prepack: $bin, $(wc -c <"$bin") bytes, needs: $needed"
+  for lib in $needed; do
+    case "$lib" in
+      libc.so.*|libm.so.*|libpthread.so.*|libdl.so.*|libgcc_s.so.*|ld-linux*|libc.musl-*) ;;
+      *) echo "prepack: $bin needs $lib; only libc's libraries are allowed (is msgpack-c's static library installed?)" >&2; exit 1 ;;
+    esac
+  done
 done
 # prebuildify moved the build's .node away: link it again for the checkout.
 sh scripts/build.sh >>build.log 2>&1 || { tail -40 build.log; exit 1; }

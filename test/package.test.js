@@ -20,8 +20,18 @@ const BUILT = new Set(['bootstrap_js.h', 'contract.h']);
 function packList() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-pack-'));
   try {
-    const skip = new Set(['node_modules', 'build', 'build-asan', '.git', 'gen', 'prebuilds']);
-    fs.cpSync(ROOT, dir, { recursive: true, filter: (src) => !skip.has(path.relative(ROOT, src).split(path.sep)[0]) });
+    // Not copied: what npm pack leaves out anyway and is big (dependencies,
+    // the runtimes of test/runtimes, build output), and any real gen/ or
+    // prebuilds/ (the stand-ins replace them).
+    const skipAnywhere = new Set(['node_modules', '.git', '.deno']);
+    const skipTop = new Set(['build', 'build-asan', 'gen', 'prebuilds']);
+    fs.cpSync(ROOT, dir, {
+      recursive: true,
+      filter: (src) => {
+        const parts = path.relative(ROOT, src).split(path.sep);
+        return !skipTop.has(parts[0]) && !parts.some((p) => skipAnywhere.has(p));
+      },
+    });
     for (const f of GENERATED) {
       fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
       fs.writeFileSync(path.join(dir, f), 'stand-in\n');
