@@ -30,7 +30,8 @@ if [ -n "$1" ]; then
   tgz=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 else
   say "npm pack (prepack: gen/ and the prebuilt binary)"
-  npm pack --silent --pack-destination "$work" >/dev/null
+  npm pack --pack-destination "$work" >"$work/pack.log" 2>&1 || { tail -40 "$work/pack.log"; exit 1; }
+  grep '^prepack:' "$work/pack.log"
   tgz=$(ls "$work"/nexus-wasm-bridge-*.tgz)
 fi
 say "tarball $(basename "$tgz"): $(wc -c <"$tgz") bytes, $(tar tzf "$tgz" | wc -l) files"
