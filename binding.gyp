@@ -1,16 +1,20 @@
 {
   # The QuickJS-NG engine arrives as quickjs.wasm (npm: quickjs-wasi); wasm2c
   # turns it into C in the build directory and it is compiled into the addon
-  # twice, once per config.memoryCheck variant. Nothing generated is
-  # committed.
+  # twice, once per config.memoryCheck variant. The published package ships
+  # that C in gen/ (npm pack makes it), so a build from it needs no wasm2c:
+  # scripts/engine-c.js checks and copies it. Nothing generated is committed.
   'variables': {
     'qjs_wasm%': '<!(node -p "require.resolve(\'quickjs-wasi/quickjs.wasm\')")',
+    'qjs_pkg%': '<!(node -p "require.resolve(\'quickjs-wasi/package.json\')")',
     'gen_dir': '<(SHARED_INTERMEDIATE_DIR)/nexus',
   },
   'target_defaults': {
     'cflags': ['-O2', '-fPIC'],
     'cflags!': ['-O3'],
-    'include_dirs': ['src/wasm_rt', 'src', '<(gen_dir)'],
+    # <(gen_dir)/wabt last: the wasm-rt.h there is reached only through
+    # src/wasm_rt/wasm-rt.h's #include_next.
+    'include_dirs': ['src/wasm_rt', 'src', '<(gen_dir)', '<(gen_dir)/wabt'],
   },
   'targets': [
     {
@@ -22,14 +26,14 @@
       'hard_dependency': 1,
       'actions': [
         {
-          'action_name': 'wasm2c',
-          'inputs': ['<(qjs_wasm)'],
-          # wasm2c writes qjs_wasm.h beside the .c. Declaring one output
-          # keeps gyp's make generator from wrapping the action in an
-          # intermediate target that reruns it (and recompiles the 8 MB of
-          # C) on every build.
+          'action_name': 'engine_c',
+          'inputs': ['<(qjs_wasm)', 'scripts/engine-c.js'],
+          # engine-c.js also writes qjs_wasm.h and wabt/wasm-rt.h. Declaring
+          # one output keeps gyp's make generator from wrapping the action
+          # in an intermediate target that reruns it (and recompiles the
+          # 8 MB of C) on every build.
           'outputs': ['<(gen_dir)/qjs_wasm.c'],
-          'action': ['wasm2c', '<(qjs_wasm)', '-n', 'qjs', '-o', '<(gen_dir)/qjs_wasm.c'],
+          'action': ['node', 'scripts/engine-c.js', '<(qjs_wasm)', '<(gen_dir)'],
         },
         {
           'action_name': 'qjs_api',
@@ -72,7 +76,7 @@
       'actions': [
         {
           'action_name': 'embed_bootstrap',
-          'inputs': ['src/bootstrap.js', 'scripts/embed.js', 'package-lock.json'],
+          'inputs': ['src/bootstrap.js', 'scripts/embed.js', '<(qjs_pkg)'],
           'outputs': ['<(gen_dir)/bootstrap_js.h'],
           'action': ['node', 'scripts/embed.js', 'src/bootstrap.js', 'nx_bootstrap_js', '<(gen_dir)/bootstrap_js.h'],
         },
