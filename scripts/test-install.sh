@@ -124,12 +124,17 @@ echo "(build and install: $(( $(date +%s) - start )) s)"
 pkg="$work/source/node_modules/nexus-wasm-bridge"
 addon="$pkg/build/Release/nexus_wasm_bridge.node"
 [ -f "$addon" ] || { echo "test-install: $addon was not built" >&2; exit 1; }
-deps="$pkg/build/Release/.deps/Release/obj.target/qjs_wasm/gen/nexus/qjs_wasm.o.d"
 say "2. source: the engine's C and headers came from the package"
 head -c 160 "$pkg/build/Release/obj/gen/nexus/qjs_wasm.c" | head -1
-grep -o '[^ ]*wasm-rt\.h' "$deps" | sort -u
-if grep -q '/usr/include/wasm-rt\.h' "$deps"; then echo "test-install: the build used the system's wasm-rt.h" >&2; exit 1; fi
-grep -q 'gen/nexus/wabt/wasm-rt\.h' "$deps" || { echo "test-install: the shipped wasm-rt.h was not used" >&2; exit 1; }
+# The engine is compiled twice (src/wasm_rt/qjs_variant.c, once per
+# memoryCheck mode): both compiles must have read the shipped header.
+for variant in qjs_bounds qjs_guard; do
+  deps="$pkg/build/Release/.deps/Release/obj.target/$variant/src/wasm_rt/qjs_variant.o.d"
+  [ -f "$deps" ] || { echo "test-install: no dependency file $deps" >&2; exit 1; }
+  echo "$variant: $(grep -o '[^ ]*wasm-rt\.h' "$deps" | sort -u | tr '\n' ' ')"
+  if grep -q '/usr/include/wasm-rt\.h' "$deps"; then echo "test-install: the build used the system's wasm-rt.h" >&2; exit 1; fi
+  grep -q 'gen/nexus/wabt/wasm-rt\.h' "$deps" || { echo "test-install: the shipped wasm-rt.h was not used" >&2; exit 1; }
+done
 cmp "$pkg/gen/qjs_wasm.c" "$pkg/build/Release/obj/gen/nexus/qjs_wasm.c"
 say "2. source: node check.js (the loader takes the local build over the prebuild)"
 (cd "$work/source" && EXPECT_ADDON=build/Release/nexus_wasm_bridge.node node check.js)
