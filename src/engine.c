@@ -134,8 +134,9 @@ static int decode_field(nx_exec_t *ex, const uint8_t *bytes, const char *root, n
 }
 
 /* Compiles or reads the handler, decodes its inputs and starts it. The
- * bootstrap's Math.random is seeded from the kernel for every execution,
- * so no execution can learn another's sequence. */
+ * bootstrap's Math.random is seeded from the kernel for every execution
+ * (fresh bytes each time, pooled only to save the syscall: util.c), so no
+ * execution can learn another's sequence. */
 static int start_handler(nx_exec_t *ex) {
   nx_sandbox_t *sb = ex->sb;
   nx_jsval_t a[8] = {NX_UNDEFINED, NX_UNDEFINED, NX_UNDEFINED, NX_UNDEFINED};
@@ -156,7 +157,7 @@ static int start_handler(nx_exec_t *ex) {
   if (ex->registry && ex->registry->type == MSGPACK_OBJECT_MAP && ex->registry->via.map.size &&
       decode_field(ex, ex->registry_bytes, "extensionRegistry", &a[3]) != 0)
     goto done;
-  if (nx_util_random(seed, sizeof seed) != 0) {
+  if (nx_util_random_pooled(seed, sizeof seed) != 0) {
     nx_failure_set(ex, NX_E_INTERNAL_ERROR, "the kernel's random source failed");
     goto done;
   }

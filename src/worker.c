@@ -347,7 +347,11 @@ void *nx_worker_main(void *arg) {
   prewarm(rt);
   pthread_mutex_lock(&rt->lock);
   for (;;) {
-    if (!atomic_load(&rt->stopping) && atomic_load(&rt->work) == 0) {
+    /* One poller at a time: a second one would only burn a core that the
+     * sync path's caller (or a handler on another worker) needs, on a
+     * machine with as many cores as workers. */
+    if (!atomic_load(&rt->stopping) && atomic_load(&rt->work) == 0 &&
+        atomic_load(&rt->spinning) == 0) {
       /* Counted under the lock, so a submitter that sees a poller skips
        * the futex wake and the poller still finds the job. */
       atomic_fetch_add(&rt->spinning, 1);
@@ -358,6 +362,10 @@ void *nx_worker_main(void *arg) {
     }
     wait_for_work(rt);
     if (atomic_load(&rt->stopping)) break;
+    /* Submitters skipped the wake while someone polled: if more than this
+     * one thing is waiting, pass a wake on so it does not wait for us. */
+    if (atomic_load(&rt->work) > 1 && atomic_load(&rt->spinning) == 0)
+      pthread_cond_signal(&rt->cond);
     run_next(self);
   }
   pthread_mutex_unlock(&rt->lock);
