@@ -107,22 +107,26 @@ bad:
   return NX_RC_INVALID;
 }
 
-/* Decodes context.args / context.scope into a guest value; missing -> {}. */
+/* Decodes context.args / context.scope into a guest value; missing -> {}.
+ * An empty map (the usual args and scope) is the same {} the decoder
+ * would build, made without setting a decoder up. */
 static int decode_field(nx_exec_t *ex, const uint8_t *bytes, const char *root, nx_jsval_t *out) {
   nx_sandbox_t *sb = ex->sb;
-  nx_mp_decoder_t *dec = nx_mem_alloc(&ex->seg, sizeof *dec);
+  nx_mp_decoder_t *dec;
   nx_mp_status_t st;
+  if (bytes == NULL || bytes[0] == 0x80) {
+    *out = Q(JS_NewObject)(&sb->inst, sb->ctx);
+    if (nx_jsval_tag(*out) != NX_TAG_EXCEPTION) return NX_RC_OK;
+    nx_failure_from_exception(ex, NX_E_EXECUTION_ERROR);
+    return NX_RC_GUEST;
+  }
+  dec = nx_mem_alloc(&ex->seg, sizeof *dec);
   if (dec == NULL) {
     nx_failure_set(ex, NX_E_INTERNAL_ERROR, "host out of memory");
     return NX_RC_NOMEM;
   }
   nx_mp_decoder_init(dec, sb, root);
-  if (bytes == NULL) {
-    *out = Q(JS_NewObject)(&sb->inst, sb->ctx);
-    st = nx_jsval_tag(*out) == NX_TAG_EXCEPTION ? NX_MP_GUEST : NX_MP_OK;
-  } else {
-    st = nx_mp_decode_last(dec, bytes, out);
-  }
+  st = nx_mp_decode_last(dec, bytes, out);
   if (st == NX_MP_UNCROSSABLE)
     nx_failure_set(ex, NX_E_EXECUTION_ERROR, dec->err);
   else if (st == NX_MP_GUEST)
