@@ -153,7 +153,8 @@ export interface ExecutionMetrics {
   /** Time the segment took in the sandbox, µs. */
   durationUs: number;
   /**
-   * Compiling the handler, µs; on a cache hit, reading its bytecode into the sandbox instead.
+   * Compiling the handler, µs; on a cache hit, reading its bytecode into the sandbox instead
+   * (about 0 when a worker read it in ahead, right after the sandbox's reset).
    * 0 for a resumed segment.
    */
   compilationTimeUs: number;

@@ -168,6 +168,28 @@ void nx_cache_free(nx_cache_t *c) {
   free(c);
 }
 
+nx_blob_t *nx_cache_peek(nx_cache_t *c, const uint8_t key[32]) {
+  nx_entry_t *e;
+  nx_blob_t *b = NULL;
+  pthread_mutex_lock(&c->lock);
+  e = *find_slot(c, key);
+  if (e != NULL) b = nx_blob_retain(e->blob);
+  pthread_mutex_unlock(&c->lock);
+  return b;
+}
+
+void nx_cache_touch(nx_cache_t *c, const uint8_t key[32]) {
+  nx_entry_t *e;
+  pthread_mutex_lock(&c->lock);
+  e = *find_slot(c, key);
+  if (e != NULL) {
+    nx_list_remove(&e->lru);
+    nx_list_push_front(&c->lru, &e->lru);
+  }
+  c->stats.hits_memory++; /* it was in memory when it was read */
+  pthread_mutex_unlock(&c->lock);
+}
+
 nx_blob_t *nx_cache_get(nx_cache_t *c, const uint8_t key[32], nx_cache_where_t *where) {
   nx_cache_where_t found = NX_CACHE_MISS;
   nx_entry_t *e, *dead = NULL, *fresh = NULL;

@@ -56,6 +56,12 @@ void nx_cache_free(nx_cache_t *c);
  * new reference or NULL. *where (may be NULL) says what happened; it is
  * counted in the stats. */
 nx_blob_t *nx_cache_get(nx_cache_t *c, const uint8_t key[32], nx_cache_where_t *where);
+/* The memory copy only, not counted and not moved in the LRU: for reading
+ * a handler in ahead of its execution (loader.c). A new reference or NULL. */
+nx_blob_t *nx_cache_peek(nx_cache_t *c, const uint8_t key[32]);
+/* What nx_cache_get counts and does for a memory hit, for an execution that
+ * uses bytecode read ahead with nx_cache_peek. */
+void nx_cache_touch(nx_cache_t *c, const uint8_t key[32]);
 /* Stores a copy of data in memory (LRU eviction by bytes; an entry larger
  * than the whole budget is not kept in memory) and, when a dir is set, on
  * disk. A failed disk write is counted, not reported: the blob is still

@@ -99,30 +99,35 @@ bad:
   return NX_RC_INVALID;
 }
 
-/* Is p (validated, or NULL) a map with at least one entry? */
-static int nonempty_map(const uint8_t *p) {
+/* The entries of p (validated, or NULL) when it is a map, else -1
+ * (msgpackr writes even {} as a map 16: the header's width says nothing). */
+static int64_t map_size(const uint8_t *p) {
   nx_mp_item_t it;
-  if (p == NULL) return 0;
+  if (p == NULL) return -1;
   nx_mp_read(p, &it);
-  return it.type == NX_MPT_MAP && it.size > 0;
+  return it.type == NX_MPT_MAP ? (int64_t)it.size : -1;
 }
 
-/* Decodes context.args / context.scope into a guest value; missing -> {}. */
+/* Decodes context.args / context.scope into a guest value; missing -> {}.
+ * An empty map (the usual args and scope) is the same {} the decoder
+ * would build, made without setting a decoder up. */
 static int decode_field(nx_exec_t *ex, const uint8_t *bytes, const char *root, nx_jsval_t *out) {
   nx_sandbox_t *sb = ex->sb;
-  nx_mp_decoder_t *dec = nx_mem_alloc(&ex->seg, sizeof *dec);
+  nx_mp_decoder_t *dec;
   nx_mp_status_t st;
+  if (bytes == NULL || map_size(bytes) == 0) {
+    *out = Q(JS_NewObject)(&sb->inst, sb->ctx);
+    if (nx_jsval_tag(*out) != NX_TAG_EXCEPTION) return NX_RC_OK;
+    nx_failure_from_exception(ex, NX_E_EXECUTION_ERROR);
+    return NX_RC_GUEST;
+  }
+  dec = nx_mem_alloc(&ex->seg, sizeof *dec);
   if (dec == NULL) {
     nx_failure_set(ex, NX_E_INTERNAL_ERROR, "host out of memory");
     return NX_RC_NOMEM;
   }
   nx_mp_decoder_init(dec, sb, root);
-  if (bytes == NULL) {
-    *out = Q(JS_NewObject)(&sb->inst, sb->ctx);
-    st = nx_jsval_tag(*out) == NX_TAG_EXCEPTION ? NX_MP_GUEST : NX_MP_OK;
-  } else {
-    st = nx_mp_decode_last(dec, bytes, out);
-  }
+  st = nx_mp_decode_last(dec, bytes, out);
   if (st == NX_MP_UNCROSSABLE)
     nx_failure_set(ex, NX_E_EXECUTION_ERROR, dec->err);
   else if (st == NX_MP_GUEST)
@@ -134,8 +139,9 @@ static int decode_field(nx_exec_t *ex, const uint8_t *bytes, const char *root, n
 }
 
 /* Compiles or reads the handler, decodes its inputs and starts it. The
- * bootstrap's Math.random is seeded from the kernel for every execution,
- * so no execution can learn another's sequence. */
+ * bootstrap's Math.random is seeded from the kernel for every execution
+ * (fresh bytes each time, pooled only to save the syscall: util.c), so no
+ * execution can learn another's sequence. */
 static int start_handler(nx_exec_t *ex) {
   nx_sandbox_t *sb = ex->sb;
   nx_jsval_t a[8] = {NX_UNDEFINED, NX_UNDEFINED, NX_UNDEFINED, NX_UNDEFINED};
@@ -153,10 +159,10 @@ static int start_handler(nx_exec_t *ex) {
   if (decode_field(ex, ex->args, "args", &a[1]) != 0 ||
       decode_field(ex, ex->scope, "scope", &a[2]) != 0)
     goto done;
-  if (nonempty_map(ex->registry_bytes) &&
+  if (map_size(ex->registry_bytes) > 0 &&
       decode_field(ex, ex->registry_bytes, "extensionRegistry", &a[3]) != 0)
     goto done;
-  if (nx_util_random(seed, sizeof seed) != 0) {
+  if (nx_util_random_pooled(seed, sizeof seed) != 0) {
     nx_failure_set(ex, NX_E_INTERNAL_ERROR, "the kernel's random source failed");
     goto done;
   }

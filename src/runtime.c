@@ -49,6 +49,7 @@ static void runtime_free(nx_runtime_t *rt) {
 /* Everything but the threads; NX_RC_NOMEM or NX_RC_INVALID with err. */
 static int runtime_init(nx_runtime_t *rt, const nx_config_t *cfg, char *err, size_t errlen) {
   pthread_condattr_t attr;
+  pthread_mutexattr_t mattr;
   uint64_t t0;
   rt->cfg = *cfg;
   /* Guard pages need our fault handler in place; if it cannot be (or
@@ -56,7 +57,15 @@ static int runtime_init(nx_runtime_t *rt, const nx_config_t *cfg, char *err, siz
    * getStats().memoryCheck says so. */
   if (rt->cfg.memory_check == NX_MEMORY_CHECK_GUARD && nx_fault_ready() != 0)
     rt->cfg.memory_check = NX_MEMORY_CHECK_BOUNDS;
-  pthread_mutex_init(&rt->lock, NULL);
+  /* Adaptive: the lock is held for a few hundred nanoseconds at a time, so
+   * a thread that finds it taken spins briefly instead of sleeping in the
+   * kernel and making the holder pay a futex wake (both showed in the
+   * profile of back-to-back sync calls, where the caller and a worker
+   * meet on it around every reset). */
+  pthread_mutexattr_init(&mattr);
+  pthread_mutexattr_settype(&mattr, PTHREAD_MUTEX_ADAPTIVE_NP);
+  pthread_mutex_init(&rt->lock, &mattr);
+  pthread_mutexattr_destroy(&mattr);
   pthread_condattr_init(&attr);
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
   pthread_cond_init(&rt->cond, &attr);

@@ -27,8 +27,10 @@ typedef struct {
 } nx_worker_t;
 
 /* executeHandlerSync's sandboxes (sync.c): run on the calling thread, reset
- * by a worker afterwards, outside the pool and its maxInstances. */
-#define NX_SYNC_SANDBOXES 2
+ * by a worker afterwards, outside the pool and its maxInstances. Enough
+ * that back-to-back calls find a clean one while a worker still resets
+ * the ones used before. */
+#define NX_SYNC_SANDBOXES 4
 typedef enum {
   NX_SYNC_NONE,      /* no sandbox yet */
   NX_SYNC_CLEAN,     /* pristine, ready */

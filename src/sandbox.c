@@ -273,6 +273,7 @@ static nx_sandbox_t *create(const nx_config_t *cfg, const char *const *host_name
   sb->wasi_imports.sb = sb;
   sb->run = sb->mkerr = sb->settle = NX_UNDEFINED;
   sb->copy = sb->describe = sb->date_time = sb->lazy = NX_UNDEFINED;
+  sb->preloaded = NX_UNDEFINED;
   nx_wasm_set_next_memory_max(nx_config_memory_reserve(cfg));
 
   /* The memory does not exist yet: the guard names where it will be, and

@@ -49,8 +49,16 @@ struct nx_sandbox_s {
   int broken;                   /* trapped or hit a limit: reset before any reuse */
   const char *fault;            /* why a helper failed without a guest exception */
   uint64_t interrupts;          /* interrupt-handler calls, for instructionCount */
-  nx_exec_t *exec;              /* execution in progress, for host calls */
-  const _Atomic int *cancel;    /* set by the runtime to stop every handler */
+  /* A handler read in ahead, right after a reset (nx_loader_preload): its
+   * function (NX_UNDEFINED when none; cleared by every reset) and its
+   * compile-cache key. next_key: the handler the last execution loaded
+   * from source, the one to read in after the coming reset. Host fields. */
+  nx_jsval_t preloaded;
+  uint8_t preloaded_key[32];
+  uint8_t next_key[32];
+  int has_next_key;
+  nx_exec_t *exec;           /* execution in progress, for host calls */
+  const _Atomic int *cancel; /* set by the runtime to stop every handler */
 };
 
 /* Creates and initialises a sandbox whose bootstrap gets one host function

@@ -156,6 +156,7 @@ static void restore_fields(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
   sb->broken = 0;
   sb->stop = 0;
   sb->fault = NULL;
+  sb->preloaded = NX_UNDEFINED; /* its heap is gone; next_key stays */
 }
 
 nx_sandbox_t *nx_snap_instantiate(const nx_snapshot_t *snap, const nx_config_t *cfg, char *err,

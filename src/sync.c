@@ -35,9 +35,13 @@ static uint32_t depth_budget(void) {
   return (uint32_t)((here - stack_low - NX_SYNC_STACK_RESERVE) / NX_SYNC_FRAME);
 }
 
-/* A pristine sandbox for the caller, or NULL (err set). One that still
- * waits for its reset is reset here rather than waited for: the workers
- * may all be busy with long handlers. */
+/* A pristine sandbox for the caller, or NULL (err set): a clean one, else
+ * a new one while there are free slots (each slot is created once), else
+ * one that still waits for its reset, reset here rather than waited for:
+ * the workers may all be busy with long handlers. Creating before
+ * resetting matters: a tight loop of calls otherwise kept taking back the
+ * sandbox it had just released before a worker could reset it, and paid
+ * for the reset on its own latency every other call. */
 static nx_sync_slot_t *acquire(nx_runtime_t *rt, char *err, size_t errlen) {
   nx_sync_slot_t *slot = NULL;
   int i, reset = 0;
@@ -46,12 +50,12 @@ static nx_sync_slot_t *acquire(nx_runtime_t *rt, char *err, size_t errlen) {
     for (i = 0; i < NX_SYNC_SANDBOXES && !slot; i++)
       if (rt->sync[i].state == NX_SYNC_CLEAN) slot = &rt->sync[i];
     for (i = 0; i < NX_SYNC_SANDBOXES && !slot; i++)
-      if (rt->sync[i].state == NX_SYNC_NONE || rt->sync[i].state == NX_SYNC_DIRTY) {
+      if (rt->sync[i].state == NX_SYNC_NONE) slot = &rt->sync[i];
+    for (i = 0; i < NX_SYNC_SANDBOXES && !slot; i++)
+      if (rt->sync[i].state == NX_SYNC_DIRTY) {
         slot = &rt->sync[i];
-        if (slot->state == NX_SYNC_DIRTY) {
-          reset = 1;
-          atomic_fetch_sub(&rt->work, 1); /* no worker will take it now */
-        }
+        reset = 1;
+        atomic_fetch_sub(&rt->work, 1); /* no worker will take it now */
       }
     if (slot) break;
     pthread_cond_wait(&rt->sync_cond, &rt->lock); /* a worker is resetting one */

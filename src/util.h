@@ -1,6 +1,6 @@
 /* Small helpers several modules need, in one place: the monotonic clock,
  * kernel randomness, hex, little-endian integers, FNV-1a and whole-buffer
- * file I/O. No state. */
+ * file I/O. No state but a thread-local pool of kernel randomness. */
 #ifndef NX_UTIL_H
 #define NX_UTIL_H
 
@@ -12,6 +12,9 @@ uint64_t nx_util_now_ns(void);
 
 /* n bytes from getrandom(2); 0, or -1 when the kernel would not give them. */
 int nx_util_random(void *buf, size_t n);
+/* The same, for small draws, from a thread-local pool that one getrandom
+ * fills for many draws; no byte is ever handed out twice. */
+int nx_util_random_pooled(void *buf, size_t n);
 
 /* 2n lowercase hex digits and a NUL into out. */
 void nx_util_hex_encode(const uint8_t *bytes, size_t n, char *out);

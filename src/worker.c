@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "loader.h"
 #include "runtime_int.h"
 #include "util.h"
 #include "wasm_rt/nx_wasm.h"
@@ -15,6 +16,17 @@
  * handler runs. A worker that just finished polls for work for a short
  * while before it sleeps, so back-to-back executions skip the wake-up. */
 #define NX_SPIN_NS 50000u
+
+/* After a reset, reads in the handler the sandbox ran last (loader.h), off
+ * the next caller's latency. A preload that failed badly or grew the
+ * memory is undone by another reset: the pool hands out sandboxes of the
+ * snapshot's size. -1 when the sandbox cannot be reset. */
+static int preload(nx_runtime_t *rt, nx_sandbox_t *sb) {
+  nx_loader_preload(sb, &rt->engine);
+  if (sb->broken || nx_sandbox_memory_bytes(sb) != nx_snap_size(rt->snap))
+    return nx_snap_reset(rt->snap, sb);
+  return 0;
+}
 
 static void fail_waiters(nx_runtime_t *rt, nx_job_t *w, const char *why) {
   while (w) {
@@ -44,6 +56,7 @@ static void retire(nx_runtime_t *rt, nx_task_t *task, nx_job_t *job, nx_job_t *w
   t0 = nx_util_now_ns();
   if (nx_snap_reset(rt->snap, sb) != 0) sb->broken = 1;
   t0 = nx_util_now_ns() - t0;
+  if (!sb->broken && preload(rt, sb) != 0) sb->broken = 1;
   pthread_mutex_lock(&rt->lock);
   rt->stats.resets++;
   rt->stats.reset_ns_sum += t0;
@@ -268,6 +281,7 @@ static void reset_sync(nx_runtime_t *rt, nx_sync_slot_t *slot) {
   t0 = nx_util_now_ns();
   if (sb->broken || nx_snap_reset(rt->snap, sb) != 0) discard = sb;
   t0 = nx_util_now_ns() - t0;
+  if (!discard && preload(rt, sb) != 0) discard = sb;
   pthread_mutex_lock(&rt->lock);
   rt->stats.resets++;
   rt->stats.reset_ns_sum += t0;
@@ -348,7 +362,11 @@ void *nx_worker_main(void *arg) {
   prewarm(rt);
   pthread_mutex_lock(&rt->lock);
   for (;;) {
-    if (!atomic_load(&rt->stopping) && atomic_load(&rt->work) == 0) {
+    /* One poller at a time: a second one would only burn a core that the
+     * sync path's caller (or a handler on another worker) needs, on a
+     * machine with as many cores as workers. */
+    if (!atomic_load(&rt->stopping) && atomic_load(&rt->work) == 0 &&
+        atomic_load(&rt->spinning) == 0) {
       /* Counted under the lock, so a submitter that sees a poller skips
        * the futex wake and the poller still finds the job. */
       atomic_fetch_add(&rt->spinning, 1);
@@ -359,6 +377,10 @@ void *nx_worker_main(void *arg) {
     }
     wait_for_work(rt);
     if (atomic_load(&rt->stopping)) break;
+    /* Submitters skipped the wake while someone polled: if more than this
+     * one thing is waiting, pass a wake on so it does not wait for us. */
+    if (atomic_load(&rt->work) > 1 && atomic_load(&rt->spinning) == 0)
+      pthread_cond_signal(&rt->cond);
     run_next(self);
   }
   pthread_mutex_unlock(&rt->lock);

@@ -52,7 +52,7 @@ function runtime(config = { workers: 2 }) {
   return new NexusRuntime(testConfig(config));
 }
 
-// On the sync path executions run in the runtime's two sync sandboxes, which
+// On the sync path executions run in the runtime's sync sandboxes, which
 // are outside the pool: pool figures (liveInstances) and worker settings
 // (stackSizeBytes) do not describe them.
 const { PATH } = require('./paths');

@@ -112,6 +112,24 @@ test('a resolver stashed by one execution cannot be called by the next', async (
   assert.deepEqual(r.events, []);
 });
 
+test('the handler function itself is fresh in every execution, though a hot one is read in ahead', async () => {
+  // From its second run on, this handler's function is read in right after
+  // the reset, before the execution that uses it (src/loader.c): what an
+  // execution does to its own function must still be gone for the next.
+  const code = `const f = arguments.callee; const seen = [f.mark, Object.getPrototypeOf(f).mark, f.length];
+    f.mark = 1; Object.getPrototypeOf(f).mark = 2; f.length = 0; return seen`;
+  for (let i = 0; i < 4; i++) {
+    const r = await run(code);
+    assert.equal(r.status, 'success', JSON.stringify(r.error));
+    assert.deepEqual(r.returnValue, [undefined, undefined, 7], `execution ${i}`);
+    assert.equal(r.metrics.cacheHit, i > 0, `execution ${i}`);
+  }
+  // Another handler in between gets its own function, and the hot one is
+  // still fresh after it.
+  assert.deepEqual((await run('return [arguments.callee.mark]')).returnValue, [undefined]);
+  assert.deepEqual((await run(code)).returnValue, [undefined, undefined, 7]);
+});
+
 test('memory contents: a secret written by one handler is not readable by the next', async () => {
   const token = `TOPSECRET-${crypto.randomBytes(12).toString('hex')}`;
   const a = await run(
