@@ -120,7 +120,7 @@ typedef struct nx_mp_decoder_s nx_mp_decoder_t;
 struct nx_mp_decoder_s {
   nx_sandbox_t *sb;
   nx_path_t path;
-  char err[300];
+  char err[320];
   nx_mp_status_t (*lazy)(nx_mp_decoder_t *d, const uint8_t *at, nx_jsval_t *out);
   void *lazy_data;
 };
