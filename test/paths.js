@@ -14,16 +14,25 @@
 // NEXUS_TEST_PATH_LOG set, each process appends its counts there at exit.
 
 const fs = require('fs');
+const { isProxy } = require('util').types;
+
+// NEXUS_TEST_STATE=nexus: every plain stateSnapshot a test passes goes in as
+// runtime.createState(stateSnapshot) instead, so the same suites check the
+// NexusState path (lib/state.js, its key index and item offsets). Contexts
+// that are Proxies or carry accessors, and states createState refuses, go
+// in as they are: their tests are about executeHandler's own checks.
+const STATE = process.env.NEXUS_TEST_STATE || 'plain';
+if (!['plain', 'nexus'].includes(STATE)) throw new Error(`NEXUS_TEST_STATE must be plain or nexus, got ${STATE}`);
 
 const PATH = process.env.NEXUS_TEST_PATH || 'async';
 if (!['async', 'sync', 'batch'].includes(PATH)) throw new Error(`NEXUS_TEST_PATH must be async, sync or batch, got ${PATH}`);
 
 const SYNC_REFUSAL = /^executeHandlerSync cannot run a handler that calls an extension \(\$ext\..+\..+\): use executeHandler$/;
 
-const counts = { path: PATH, routed: 0, suspendFallback: 0, argumentFallback: 0 };
-if (PATH !== 'async' && process.env.NEXUS_TEST_PATH_LOG) {
+const counts = { path: STATE === 'nexus' ? 'state' : PATH, routed: 0, suspendFallback: 0, argumentFallback: 0, nexusState: 0 };
+if ((PATH !== 'async' || STATE === 'nexus') && process.env.NEXUS_TEST_PATH_LOG) {
   process.on('exit', () => {
-    if (counts.routed + counts.suspendFallback + counts.argumentFallback === 0) return;
+    if (counts.routed + counts.suspendFallback + counts.argumentFallback + counts.nexusState === 0) return;
     const file = process.argv[1] && process.argv[1] !== '-e' ? process.argv[1] : 'child process';
     fs.appendFileSync(process.env.NEXUS_TEST_PATH_LOG, JSON.stringify({ file, ...counts }) + '\n');
   });
@@ -39,7 +48,40 @@ function plainContext(context) {
   return context !== null && typeof context === 'object' && !Array.isArray(context);
 }
 
+function dataOnly(o) {
+  if (o === null || typeof o !== 'object' || isProxy(o) || Object.getPrototypeOf(o) !== Object.prototype) return false;
+  return Object.values(Object.getOwnPropertyDescriptors(o)).every((d) => 'value' in d);
+}
+
+function withNexusState(Base) {
+  return class NexusStateRuntime extends Base {
+    #state(context) {
+      if (!dataOnly(context) || !dataOnly(context.stateSnapshot)) return context;
+      try {
+        const state = this.createState(context.stateSnapshot);
+        counts.nexusState++;
+        return { ...context, stateSnapshot: state };
+      } catch {
+        counts.argumentFallback++;
+        return context;
+      }
+    }
+
+    executeHandler(code, context, ...rest) {
+      return super.executeHandler(code, this.#state(context), ...rest);
+    }
+
+    executeCompiledHandler(bytecode, context, ...rest) {
+      return super.executeCompiledHandler(bytecode, this.#state(context), ...rest);
+    }
+  };
+}
+
 function routed(NexusRuntime) {
+  return STATE === 'nexus' ? withNexusState(onPath(NexusRuntime)) : onPath(NexusRuntime);
+}
+
+function onPath(NexusRuntime) {
   if (PATH === 'async') return NexusRuntime;
   if (PATH === 'sync') {
     return class SyncPathRuntime extends NexusRuntime {
@@ -96,4 +138,4 @@ function routed(NexusRuntime) {
   };
 }
 
-module.exports = { PATH, SYNC_REFUSAL, counts, routed };
+module.exports = { PATH, STATE, SYNC_REFUSAL, counts, routed };
