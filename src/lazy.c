@@ -349,36 +349,37 @@ static int index_failed(nx_exec_t *ex, nx_lazy_t *node) {
   return rc != NX_RC_OK;
 }
 
-uint32_t nx_lazy_get(nx_exec_t *ex, nx_jsval_t id, nx_jsval_t key) {
-  nx_sandbox_t *sb = ex->sb;
-  nx_lazy_t *node = node_of(ex, id);
+/* The item of node `id` that a guest key names: its position, -1 for none
+ * (or a filled node: the target answers then), or -2 with an exception
+ * pending. */
+static int64_t item_for(nx_exec_t *ex, nx_jsval_t id, nx_jsval_t key, nx_lazy_t **out) {
+  nx_lazy_t *node = *out = node_of(ex, id);
   int64_t i;
   if (node == NULL) {
-    nx_failure_throw(sb, NX_E_INTERNAL_ERROR, 0, "no such lazy value");
-    return 0;
+    nx_failure_throw(ex->sb, NX_E_INTERNAL_ERROR, 0, "no such lazy value");
+    return -2;
   }
-  if (node->filled) return nx_sandbox_box(sb, NX_BOOL(0));
-  if (index_failed(ex, node)) return 0;
+  if (node->filled) return -1;
+  if (index_failed(ex, node)) return -2;
   i = lookup(ex, node, key);
-  if (i == -2) return fail_oom(sb);
-  if (i < 0 || node->fetched[i]) return nx_sandbox_box(sb, NX_BOOL(i >= 0));
+  if (i == -2) fail_oom(ex->sb);
+  return i;
+}
+
+uint32_t nx_lazy_get(nx_exec_t *ex, nx_jsval_t id, nx_jsval_t key) {
+  nx_lazy_t *node;
+  int64_t i = item_for(ex, id, key, &node);
+  if (i == -2) return 0;
+  if (i < 0 || node->fetched[i]) return nx_sandbox_box(ex->sb, NX_BOOL(i >= 0));
   if (define_item(ex, (uint32_t)nx_jsval_int(id), (uint32_t)i) != 0) return 0;
-  return nx_sandbox_box(sb, NX_BOOL(1));
+  return nx_sandbox_box(ex->sb, NX_BOOL(1));
 }
 
 uint32_t nx_lazy_has(nx_exec_t *ex, nx_jsval_t id, nx_jsval_t key) {
-  nx_sandbox_t *sb = ex->sb;
-  nx_lazy_t *node = node_of(ex, id);
-  int64_t i;
-  if (node == NULL) {
-    nx_failure_throw(sb, NX_E_INTERNAL_ERROR, 0, "no such lazy value");
-    return 0;
-  }
-  if (node->filled) return nx_sandbox_box(sb, NX_BOOL(0));
-  if (index_failed(ex, node)) return 0;
-  i = lookup(ex, node, key);
-  if (i == -2) return fail_oom(sb);
-  return nx_sandbox_box(sb, NX_BOOL(i >= 0));
+  nx_lazy_t *node;
+  int64_t i = item_for(ex, id, key, &node);
+  if (i == -2) return 0;
+  return nx_sandbox_box(ex->sb, NX_BOOL(i >= 0));
 }
 
 /* Defines every item not fetched yet. A map's items fetched earlier are

@@ -148,5 +148,8 @@ static inline void nx_runtime_push_resume(nx_runtime_t *rt, nx_job_t *job) {
 
 /* worker.c: a worker thread's main loop. */
 void *nx_worker_main(void *arg);
+/* A segment's host calls and compile-cache outcome, into the metrics (the
+ * sync path records its segments with it too). */
+void nx_worker_record_calls(nx_runtime_t *rt, const nx_exec_outcome_t *o);
 
 #endif

@@ -206,34 +206,17 @@ int nx_state_load(nx_exec_t *ex, nx_state_key_t *k, nx_jsval_t *out) {
     return NX_RC_OK;
   }
   if (!k->loaded) {
+    /* A large container is validated item by item as the handler reaches
+     * its items (lazy.h); any other value whole, now. */
+    int lazy_root = !k->checked && big_container(k->orig, k->orig_len);
     nx_mp_decoder_t *dec;
     nx_mp_status_t st;
-    if (!k->checked && big_container(k->orig, k->orig_len)) {
-      /* Validated item by item as the handler reaches them (lazy.h). */
-      dec = nx_mem_alloc(&ex->seg, sizeof *dec);
-      if (dec == NULL) {
-        Q(JS_ThrowOutOfMemory)(&sb->inst, sb->ctx);
-        return NX_RC_GUEST;
-      }
-      nx_mp_decoder_init(dec, sb, "stateSnapshot");
-      nx_path_key(&dec->path, k->name, k->len);
-      nx_lazy_decoder(ex, dec);
-      st = nx_lazy_root(ex, dec, k->orig, k->orig + k->orig_len, k->item_offsets, k->nitem_offsets,
-                        &k->value);
-      if (st == NX_MP_UNCROSSABLE) nx_failure_throw(sb, NX_E_EXECUTION_ERROR, 1, dec->err);
-      if (st == NX_MP_NOMEM) Q(JS_ThrowOutOfMemory)(&sb->inst, sb->ctx);
-      nx_mem_free(&ex->seg, dec);
-      if (st != NX_MP_OK) return NX_RC_GUEST;
-      k->checked = k->loaded = 1;
-      goto loaded;
+    if (!k->checked && !lazy_root &&
+        nx_mp_validate(k->orig, k->orig_len, NX_LIMIT_HOST_DEPTH - 2) != 0) {
+      nx_failure_fatal(sb, NX_E_INTERNAL_ERROR, NX_STATE_MALFORMED);
+      return NX_RC_GUEST;
     }
-    if (!k->checked) {
-      if (nx_mp_validate(k->orig, k->orig_len, NX_LIMIT_HOST_DEPTH - 2) != 0) {
-        nx_failure_fatal(sb, NX_E_INTERNAL_ERROR, NX_STATE_MALFORMED);
-        return NX_RC_GUEST;
-      }
-      k->checked = 1;
-    }
+    k->checked = 1;
     dec = nx_mem_alloc(&ex->seg, sizeof *dec);
     if (dec == NULL) {
       Q(JS_ThrowOutOfMemory)(&sb->inst, sb->ctx);
@@ -242,14 +225,15 @@ int nx_state_load(nx_exec_t *ex, nx_state_key_t *k, nx_jsval_t *out) {
     nx_mp_decoder_init(dec, sb, "stateSnapshot");
     nx_path_key(&dec->path, k->name, k->len);
     nx_lazy_decoder(ex, dec);
-    st = nx_mp_decode_last(dec, k->orig, &k->value);
+    st = lazy_root ? nx_lazy_root(ex, dec, k->orig, k->orig + k->orig_len, k->item_offsets,
+                                  k->nitem_offsets, &k->value)
+                   : nx_mp_decode_last(dec, k->orig, &k->value);
     if (st == NX_MP_UNCROSSABLE) nx_failure_throw(sb, NX_E_EXECUTION_ERROR, 1, dec->err);
     if (st == NX_MP_NOMEM) Q(JS_ThrowOutOfMemory)(&sb->inst, sb->ctx);
     nx_mem_free(&ex->seg, dec);
     if (st != NX_MP_OK) return NX_RC_GUEST;
     k->loaded = 1;
   }
-loaded:
   k->read = 1;
   *out = nx_sandbox_dup_value(sb, k->value);
   return NX_RC_OK;

@@ -88,12 +88,7 @@ static void release(nx_runtime_t *rt, nx_sync_slot_t *slot) {
 }
 
 static void record(nx_runtime_t *rt, const nx_exec_outcome_t *o) {
-  uint32_t i;
-  for (i = 0; i < o->ncounts; i++)
-    if (o->counts[i].count)
-      nx_metrics_record_hostcall(rt->metrics, o->counts[i].name, strlen(o->counts[i].name),
-                                 o->counts[i].count);
-  if (o->cache >= 0) nx_metrics_record_cache(rt->metrics, o->cache);
+  nx_worker_record_calls(rt, o);
   nx_metrics_record_result(rt->metrics, o->status, o->code, o->duration_us);
 }
 

@@ -107,7 +107,7 @@ static void park(nx_runtime_t *rt, nx_task_t *task, uint64_t bytes) {
 
 /* Host calls and the compile-cache outcome of the segment just run, into
  * the metrics (their series table has a lock of its own: not under ours). */
-static void record_calls(nx_runtime_t *rt, const nx_exec_outcome_t *o) {
+void nx_worker_record_calls(nx_runtime_t *rt, const nx_exec_outcome_t *o) {
   uint32_t i;
   for (i = 0; i < o->ncounts; i++)
     if (o->counts[i].count)
@@ -133,7 +133,7 @@ static void run_segment(nx_worker_t *self, nx_job_t *job, nx_task_t *task, uint6
     nx_runtime_fail_job(job, NX_E_INTERNAL_ERROR, "could not build the result");
   nx_watchdog_watch(rt->watchdog, self->index, NULL);
   now = nx_sandbox_memory_bytes(sb);
-  record_calls(rt, &job->outcome);
+  nx_worker_record_calls(rt, &job->outcome);
 
   pthread_mutex_lock(&rt->lock);
   rt->pool.memory += now - before;
