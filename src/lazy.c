@@ -431,7 +431,7 @@ uint32_t nx_lazy_fill(nx_exec_t *ex, nx_jsval_t id) {
 
 int nx_lazy_kind(nx_exec_t *ex, nx_jsval_t v) {
   const nx_lazy_t *node = find(&ex->lazy, v);
-  return node == NULL ? -1 : !node->filled;
+  return node == NULL ? -1 : !node->filled && !node->impure;
 }
 
 /* ---- encoding --------------------------------------------------------------- */
@@ -458,7 +458,9 @@ static nx_mp_status_t encode_node(nx_mp_encoder_t *e, nx_jsval_t v) {
     nx_mp_pack_map(e->out, node->n);
   else
     nx_mp_pack_array(e->out, node->n);
-  for (i = 0; i < node->n && st == NX_MP_OK; i++) {
+  /* A refused write stops the walk: a container repeated many times costs
+   * no more than the result budget. */
+  for (i = 0; i < node->n && st == NX_MP_OK && !e->out->refused; i++) {
     const uint8_t *p;
     p = node->items[i];
     if (!node->fetched[i]) {
@@ -491,6 +493,10 @@ static nx_mp_status_t encode_node(nx_mp_encoder_t *e, nx_jsval_t v) {
       if (st == NX_MP_OK) nx_path_pop(&e->path, mark);
     }
   }
+  /* An item the handler gave an accessor (or made a Proxy) needs guest
+   * code to read: from now on copy() walks this container through its traps
+   * instead of leaving it to this hook (nx_lazy_kind). */
+  if (st == NX_MP_IMPURE) node->impure = 1;
   return st;
 }
 

@@ -17,6 +17,7 @@ typedef struct {
   uint32_t n;              /* items */
   uint8_t is_map, filled;  /* filled: every item is on the target */
   uint8_t checked;         /* the items passed the validator (see nx_lazy_root) */
+  uint8_t impure;          /* an item needs guest code to read (encode_node) */
   uint8_t *valid;          /* not checked: per item, once it passed */
   const uint8_t *offsets;  /* the host's item offsets (nx_lazy_root), or NULL */
   uint32_t noffsets;
@@ -65,8 +66,8 @@ uint32_t nx_lazy_get(nx_exec_t *ex, nx_jsval_t id, nx_jsval_t key);
 uint32_t nx_lazy_has(nx_exec_t *ex, nx_jsval_t id, nx_jsval_t key);
 uint32_t nx_lazy_fill(nx_exec_t *ex, nx_jsval_t id);
 /* kind() for copy(): a node not yet filled is read by the encoder as it
- * is (1), a filled one is plain data behind forwarding traps (0); -1 when
- * v is not a lazy node. */
+ * is (1); a filled one, or one with an item only guest code can read, is
+ * copied through its traps (0); -1 when v is not a lazy node. */
 int nx_lazy_kind(nx_exec_t *ex, nx_jsval_t v);
 
 #endif

@@ -54,6 +54,8 @@ const HANDLERS = {
   'replace the container': '$state.items = $state.items.slice(0, 2); return $state.items.length',
   'freeze': 'Object.freeze($state.items); return Object.isFrozen($state.items)',
   'spread a large map': 'const o = { ...$state.byId }; return Object.keys(o).length',
+  'a getter added to a fetched item': "const it = $state.items[3]; Object.defineProperty(it, 'z', { get() { return 7 }, enumerable: true }); return $state.items[3]",
+  'a getter on a fetched map entry, the map returned': "Object.defineProperty($state.byId.k9, 'z', { get() { return 9 }, enumerable: true }); return $state.byId",
 };
 
 for (const [via, make] of [
@@ -70,6 +72,32 @@ for (const [via, make] of [
     });
   }
 }
+
+test('a lazy container repeated a million times in a result stops at maxResultBytes', async () => {
+  const r = await rt.executeHandler('const a = $state.items; a[2]; return Array(1e6).fill(a)', context({ stateSnapshot: rt.createState(initial()) }));
+  assert.strictEqual(r.status, 'error');
+  assert.strictEqual(r.error.code, 'RESOURCE_LIMIT');
+  assert.match(r.error.message, /^Result too large: config\.maxResultBytes \(\d+ bytes\) was reached while encoding returnValue\[\d+\]/);
+});
+
+test('a sandbox that fails half-way through reading a large state serves the next execution', async () => {
+  const rt1 = runtime({ workers: 1, maxInstances: 1, memoryLimitBytes: 8 << 20 });
+  try {
+    const state = rt1.createState(initial());
+    for (const [code, want] of [
+      ['const a = $state.items; a[7]; const s = []; for (;;) s.push(a[s.length % 300].name + s.length)', 'MEMORY_LIMIT'],
+      ['$state.items[7]; const m = $state.byId; for (let i = 0; ; i++) m[`k${i % 200}`]', 'TIMEOUT'],
+    ]) {
+      const r = await rt1.executeHandler(code, context({ stateSnapshot: state }), 200);
+      assert.strictEqual(r.status, 'error');
+      assert.strictEqual(r.error.code, want);
+      const next = await rt1.executeHandler('return [$state.items[7].id, $state.items.length, $state.byId.k3.id]', context({ stateSnapshot: state }));
+      assert.deepStrictEqual(next.returnValue, [7, 300, 3]);
+    }
+  } finally {
+    await rt1.shutdown();
+  }
+});
 
 test('a read that changes nothing reports no mutation, however many items were read', async () => {
   const r = await rt.executeHandler('for (let i = 0; i < 20; i++) $state.items[i].name; return $state.byId.k1.id', context({ stateSnapshot: rt.createState(initial()) }));
