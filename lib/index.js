@@ -160,8 +160,8 @@ function bin32(n) {
   return b;
 }
 function encodeContext(ctx) {
+  if (!(ctx.stateSnapshot instanceof NexusState)) return packr.pack(ctx);
   const { stateSnapshot, ...fields } = ctx;
-  if (!(stateSnapshot instanceof NexusState)) return packr.pack(ctx);
   const head = Buffer.from(packr.pack(fields));
   const n = Object.keys(fields).length;
   if (head[0] !== 0xde || head.readUInt16BE(1) !== n) throw new Error('internal error: unexpected context encoding');

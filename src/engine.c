@@ -22,6 +22,16 @@
 
 /* ---- the first segment ------------------------------------------------------ */
 
+/* A bin field's bytes (createState's offsets), or -1 for anything else. */
+static int bin_field(const uint8_t *v, const uint8_t **bytes, size_t *len) {
+  nx_mp_item_t bin;
+  nx_mp_read(v, &bin);
+  if (bin.type != NX_MPT_BIN) return -1;
+  *bytes = bin.ptr;
+  *len = bin.size;
+  return 0;
+}
+
 static int field_is(const nx_mp_item_t *key, const char *name) {
   size_t n = strlen(name);
   return key->type == NX_MPT_STR && key->size == n && memcmp(key->ptr, name, n) == 0;
@@ -65,17 +75,9 @@ static int parse_context(nx_exec_t *ex) {
       ex->state.snapshot = v;
       ex->state.snapshot_len = vn;
     } else if (field_is(&key, "stateIndex")) {
-      nx_mp_item_t bin;
-      nx_mp_read(v, &bin);
-      if (bin.type != NX_MPT_BIN) goto bad;
-      ex->state.offsets = bin.ptr;
-      ex->state.offsets_len = bin.size;
+      if (bin_field(v, &ex->state.offsets, &ex->state.offsets_len) != 0) goto bad;
     } else if (field_is(&key, "stateItems")) {
-      nx_mp_item_t bin;
-      nx_mp_read(v, &bin);
-      if (bin.type != NX_MPT_BIN) goto bad;
-      ex->state.items = bin.ptr;
-      ex->state.items_len = bin.size;
+      if (bin_field(v, &ex->state.items, &ex->state.items_len) != 0) goto bad;
     } else if (field_is(&key, "args")) {
       ex->args = v;
     } else if (field_is(&key, "scope")) {

@@ -260,6 +260,47 @@ static int64_t item_of(const nx_lazy_t *node, const char *name, size_t len) {
   }
 }
 
+/* Item i's key as the guest names it, and where its value starts. A map
+ * item's atom is new (item_key_free releases it); an array item's is its
+ * tagged index. */
+typedef struct {
+  char num[24];
+  const char *name; /* maps: the key (in the bytes, or num) */
+  size_t len;
+  const uint8_t *value;
+  uint32_t atom;
+} nx_lazy_key_t;
+
+/* 0; -1 for a map key that is neither a string nor an integer (no
+ * exception); -2 when the atom could not be made (exception pending). */
+static int item_key(nx_sandbox_t *sb, const nx_lazy_t *node, uint32_t i, nx_lazy_key_t *k) {
+  nx_mp_item_t key;
+  uint32_t ptr;
+  k->value = node->items[i];
+  k->name = NULL;
+  k->len = 0;
+  if (!node->is_map) {
+    k->atom = NX_ATOM_TAG_INT | i;
+    return 0;
+  }
+  k->value = nx_mp_read(node->items[i], &key);
+  if (nx_mp_key_name(&key, k->num, &k->name, &k->len) != 0) return -1;
+  ptr = nx_sandbox_put(sb, k->name, k->len);
+  k->atom = ptr ? Q(JS_NewAtomLen)(&sb->inst, sb->ctx, ptr, (uint32_t)k->len) : 0;
+  return k->atom ? 0 : -2;
+}
+
+static void item_key_free(nx_sandbox_t *sb, const nx_lazy_t *node, const nx_lazy_key_t *k) {
+  if (node->is_map) Q(JS_FreeAtom)(&sb->inst, sb->ctx, k->atom);
+}
+
+static void path_push(nx_path_t *path, const nx_lazy_t *node, uint32_t i, const nx_lazy_key_t *k) {
+  if (node->is_map)
+    nx_path_key(path, k->name, k->len);
+  else
+    nx_path_index(path, i);
+}
+
 /* Decodes item i and defines it on the node's target. The node table may
  * grow while the item decodes (large containers inside it become nodes),
  * so the node is looked up again by id. 0, or a negative nx_rc_t with the
@@ -268,11 +309,10 @@ static int define_item(nx_exec_t *ex, uint32_t id, uint32_t i) {
   nx_sandbox_t *sb = ex->sb;
   nx_wasm_instance_t *in = &sb->inst;
   nx_lazy_t *node = &ex->lazy.nodes[id];
-  const uint8_t *p = node->items[i];
   nx_mp_decoder_t *dec = nx_mem_alloc(&ex->seg, sizeof *dec);
+  nx_lazy_key_t k;
   nx_mp_status_t st;
   nx_jsval_t v;
-  uint32_t atom;
   int rc = NX_RC_GUEST;
 
   if (dec == NULL) {
@@ -286,38 +326,27 @@ static int define_item(nx_exec_t *ex, uint32_t id, uint32_t i) {
   nx_mp_decoder_init(dec, sb, "");
   dec->path = node->path;
   nx_lazy_decoder(ex, dec);
-  if (node->is_map) {
-    nx_mp_item_t key;
-    char num[24];
-    const char *name;
-    size_t len;
-    uint32_t ptr;
-    p = nx_mp_read(p, &key);
-    if (nx_mp_key_name(&key, num, &name, &len) != 0) {
+  switch (item_key(sb, node, i, &k)) {
+    case 0: break;
+    case -1:
       snprintf(dec->err, sizeof dec->err, "%s: map key %u is not a string", dec->path.buf, i);
       nx_failure_throw(sb, NX_E_EXECUTION_ERROR, 1, dec->err);
       goto done;
-    }
-    nx_path_key(&dec->path, name, len);
-    ptr = nx_sandbox_put(sb, name, len);
-    atom = ptr ? Q(JS_NewAtomLen)(in, sb->ctx, ptr, (uint32_t)len) : 0;
-    if (atom == 0) goto done;
-  } else {
-    nx_path_index(&dec->path, i);
-    atom = NX_ATOM_TAG_INT | i;
+    default: goto done;
   }
-  st = nx_mp_decode_last(dec, p, &v);
+  path_push(&dec->path, node, i, &k);
+  st = nx_mp_decode_last(dec, k.value, &v);
   if (st == NX_MP_UNCROSSABLE) nx_failure_throw(sb, NX_E_EXECUTION_ERROR, 1, dec->err);
   if (st == NX_MP_NOMEM) Q(JS_ThrowOutOfMemory)(in, sb->ctx);
   if (st == NX_MP_OK) {
     node = &ex->lazy.nodes[id];
-    if ((int32_t)Q(JS_DefinePropertyValue)(in, sb->ctx, node->target, atom, v, NX_PROP_C_W_E) >=
+    if ((int32_t)Q(JS_DefinePropertyValue)(in, sb->ctx, node->target, k.atom, v, NX_PROP_C_W_E) >=
         0) {
       node->fetched[i] = 1;
       rc = NX_RC_OK;
     }
   }
-  if (node->is_map) Q(JS_FreeAtom)(in, sb->ctx, atom);
+  item_key_free(sb, node, &k);
 done:
   nx_mem_free(&ex->seg, dec);
   return rc;
@@ -402,25 +431,18 @@ uint32_t nx_lazy_fill(nx_exec_t *ex, nx_jsval_t id) {
   for (i = 0; i < n; i++) {
     node = &ex->lazy.nodes[nid];
     if (node->fetched[i] && node->is_map) {
-      nx_mp_item_t key;
-      char num[24];
-      const char *name;
-      size_t len;
-      uint32_t ptr, atom;
+      nx_lazy_key_t k;
       nx_jsval_t v;
       int ok;
-      nx_mp_read(node->items[i], &key);
-      if (nx_mp_key_name(&key, num, &name, &len) != 0) continue;
-      ptr = nx_sandbox_put(sb, name, len);
-      atom = ptr ? Q(JS_NewAtomLen)(in, sb->ctx, ptr, (uint32_t)len) : 0;
-      if (atom == 0) return 0;
+      /* Fetched, so its key was one (item_of found it by name). */
+      if (item_key(sb, node, i, &k) != 0) return 0;
       /* An own data property the host defined: reading it runs nothing. */
-      v = Q(JS_GetProperty)(in, sb->ctx, node->target, atom);
+      v = Q(JS_GetProperty)(in, sb->ctx, node->target, k.atom);
       ok = nx_jsval_tag(v) != NX_TAG_EXCEPTION &&
-           (int32_t)Q(JS_DeleteProperty)(in, sb->ctx, node->target, atom, 0) >= 0 &&
-           (int32_t)Q(JS_DefinePropertyValue)(in, sb->ctx, node->target, atom, v, NX_PROP_C_W_E) >=
-               0;
-      Q(JS_FreeAtom)(in, sb->ctx, atom);
+           (int32_t)Q(JS_DeleteProperty)(in, sb->ctx, node->target, k.atom, 0) >= 0 &&
+           (int32_t)Q(JS_DefinePropertyValue)(in, sb->ctx, node->target, k.atom, v,
+                                              NX_PROP_C_W_E) >= 0;
+      item_key_free(sb, node, &k);
       if (!ok) return 0;
     } else if (!node->fetched[i] && define_item(ex, nid, i) != 0) {
       return 0;
@@ -461,8 +483,9 @@ static nx_mp_status_t encode_node(nx_mp_encoder_t *e, nx_jsval_t v) {
   /* A refused write stops the walk: a container repeated many times costs
    * no more than the result budget. */
   for (i = 0; i < node->n && st == NX_MP_OK && !e->out->refused; i++) {
-    const uint8_t *p;
-    p = node->items[i];
+    const uint8_t *p = node->items[i];
+    nx_lazy_key_t k;
+    uint32_t mark;
     if (!node->fetched[i]) {
       if (check_item(node, i) != 0) {
         snprintf(e->err, sizeof e->err, NX_STATE_MALFORMED);
@@ -471,27 +494,19 @@ static nx_mp_status_t encode_node(nx_mp_encoder_t *e, nx_jsval_t v) {
       nx_mp_encode_raw(e, p, (size_t)(node->items[i + 1] - p));
       continue;
     }
-    if (node->is_map) {
-      nx_mp_item_t key;
-      char num[24];
-      const char *name;
-      size_t len;
-      uint32_t ptr, atom, mark;
-      const uint8_t *after = nx_mp_read(p, &key);
-      nx_mp_encode_raw(e, p, (size_t)(after - p));
-      if (nx_mp_key_name(&key, num, &name, &len) != 0) return NX_MP_GUEST;
-      ptr = nx_sandbox_put(e->sb, name, len);
-      atom = ptr ? Q(JS_NewAtomLen)(&e->sb->inst, e->sb->ctx, ptr, (uint32_t)len) : 0;
-      if (atom == 0) return NX_MP_GUEST;
-      mark = nx_path_key(&e->path, name, len);
-      st = nx_mp_encode_own(e, node->target, atom);
-      Q(JS_FreeAtom)(&e->sb->inst, e->sb->ctx, atom);
-      if (st == NX_MP_OK) nx_path_pop(&e->path, mark);
-    } else {
-      uint32_t mark = nx_path_index(&e->path, i);
-      st = nx_mp_encode_own(e, node->target, NX_ATOM_TAG_INT | i);
-      if (st == NX_MP_OK) nx_path_pop(&e->path, mark);
+    switch (item_key(e->sb, node, i, &k)) {
+      case 0: break;
+      case -1: /* cannot be fetched, so cannot be here; refused all the same */
+        snprintf(e->err, sizeof e->err, "%s: map key %u is not a string", e->path.buf, i);
+        return NX_MP_UNCROSSABLE;
+      default: return NX_MP_GUEST; /* out of memory, pending */
     }
+    nx_mp_encode_raw(e, p, (size_t)(k.value - p)); /* the map key, as sent */
+    mark = e->path.len;
+    path_push(&e->path, node, i, &k);
+    st = nx_mp_encode_own(e, node->target, k.atom);
+    item_key_free(e->sb, node, &k);
+    if (st == NX_MP_OK) nx_path_pop(&e->path, mark);
   }
   /* An item the handler gave an accessor (or made a Proxy) needs guest
    * code to read: from now on copy() walks this container through its traps
@@ -512,44 +527,28 @@ int nx_lazy_unchanged(nx_exec_t *ex, nx_jsval_t v) {
   id = (uint32_t)(node - ex->lazy.nodes);
   n = node->n;
   for (i = 0; i < n && same; i++) {
-    const uint8_t *p, *end;
     nx_budget_t own = {0, 0};
     nx_buf_t tmp;
     nx_mp_status_t st;
-    uint32_t atom;
+    nx_lazy_key_t k;
     node = &ex->lazy.nodes[id];
     if (!node->fetched[i]) continue;
-    p = node->items[i];
-    end = node->items[i + 1];
-    if (node->is_map) {
-      nx_mp_item_t key;
-      char num[24];
-      const char *name;
-      size_t len;
-      uint32_t ptr;
-      p = nx_mp_read(p, &key);
-      if (nx_mp_key_name(&key, num, &name, &len) != 0) return 0;
-      ptr = nx_sandbox_put(ex->sb, name, len);
-      atom = ptr ? Q(JS_NewAtomLen)(&ex->sb->inst, ex->sb->ctx, ptr, (uint32_t)len) : 0;
-      if (atom == 0) {
-        nx_sandbox_drop_exception(ex->sb);
-        same = 0;
-        break;
-      }
-    } else {
-      atom = NX_ATOM_TAG_INT | i;
+    if (item_key(ex->sb, node, i, &k) != 0) { /* fetched: a key; OOM */
+      nx_sandbox_drop_exception(ex->sb);
+      same = 0;
+      break;
     }
     /* Room for another encoding of the same value (widths may differ);
      * anything longer is certainly a change. */
-    own.limit = 2 * (uint64_t)(end - p) + 64;
+    own.limit = 2 * (uint64_t)(node->items[i + 1] - k.value) + 64;
     nx_buf_init(&tmp, &ex->seg, &own);
     nx_mp_encoder_init(enc, ex->sb, &tmp, "");
     nx_lazy_encoder(ex, enc);
-    st = nx_mp_encode_own(enc, node->target, atom);
-    same =
-        st == NX_MP_OK && !tmp.refused && tmp.size > 0 && nx_mp_equal((const uint8_t *)tmp.data, p);
+    st = nx_mp_encode_own(enc, node->target, k.atom);
+    same = st == NX_MP_OK && !tmp.refused && tmp.size > 0 &&
+           nx_mp_equal((const uint8_t *)tmp.data, k.value);
     if (st == NX_MP_GUEST) nx_sandbox_drop_exception(ex->sb);
-    if (node->is_map) Q(JS_FreeAtom)(&ex->sb->inst, ex->sb->ctx, atom);
+    item_key_free(ex->sb, node, &k);
     tmp.budget = NULL;
     nx_buf_free(&tmp);
   }
