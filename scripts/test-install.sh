@@ -25,6 +25,22 @@ export npm_config_audit=false npm_config_fund=false npm_config_update_notifier=f
 
 say() { printf '\n== %s\n' "$*"; }
 
+# npm install of the tarball once hung for good in CI, half-way through
+# extracting it (npm 11, Node 20; not reproduced since). Each npm command is
+# bounded and, if it hangs, shown with the end of its debug log and run once
+# more into a clean node_modules. timeout is found before PATH is narrowed.
+tmo=$(command -v timeout)
+npm_bounded() {
+  for attempt in 1 2; do
+    "$tmo" -k 10 300 npm "$@" && return 0 || rc=$?
+    [ "$rc" = 124 ] || [ "$rc" = 137 ] || return "$rc"
+    echo "test-install: npm $1 hung for 300 s (attempt $attempt); the end of its debug log:" >&2
+    tail -5 "$(ls -t "${npm_config_cache:-$HOME/.npm}"/_logs/*.log | head -1)" >&2 || true
+    rm -rf node_modules
+  done
+  return 1
+}
+
 if [ -n "$1" ]; then
   tgz=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 else
@@ -93,11 +109,11 @@ for tool in cc gcc clang make python3 wasm2c; do
   if PATH="$work/bin-min" command -v $tool >/dev/null 2>&1; then echo "test-install: $tool is on the minimal PATH" >&2; exit 1; fi
 done
 say "1. prebuilt: PATH=$work/bin-min ($(ls "$work/bin-min" | tr '\n' ' ')), npm install --ignore-scripts $(basename "$tgz")"
-(cd "$work/prebuilt" && PATH="$work/bin-min" npm install --ignore-scripts --no-package-lock "$tgz" 2>&1)
+(cd "$work/prebuilt" && PATH="$work/bin-min" npm_bounded install --ignore-scripts --no-package-lock "$tgz" 2>&1)
 pkg="$work/prebuilt/node_modules/nexus-wasm-bridge"
 [ ! -e "$pkg/build" ] || { echo "test-install: $pkg/build exists: something was built" >&2; exit 1; }
 say "1. prebuilt: node check.js"
-(cd "$work/prebuilt" && PATH="$work/bin-min" EXPECT_ADDON=prebuilds/linux-x64/nexus-wasm-bridge.glibc.node node check.js)
+(cd "$work/prebuilt" && PATH="$work/bin-min" EXPECT_ADDON=prebuilds/linux-x64/nexus-wasm-bridge.glibc.node "$tmo" 120 node check.js)
 if [ -n "$runtimes" ]; then
   say "1. prebuilt: node scripts/test-runtimes.js --package <the prebuilt install>"
   node scripts/test-runtimes.js --package "$pkg"
@@ -116,8 +132,8 @@ say "2. source: PATH without wasm2c, npm install --ignore-scripts $(basename "$t
 # the install it would also rebuild dependencies (msgpackr's optional one).
 start=$(date +%s)
 (cd "$work/source" && export PATH="$work/bin-nowasm2c" &&
-  npm install --ignore-scripts --no-package-lock "$tgz" &&
-  npm_config_build_from_source=true npm rebuild --foreground-scripts nexus-wasm-bridge) >"$work/source.log" 2>&1 ||
+  npm_bounded install --ignore-scripts --no-package-lock "$tgz" &&
+  npm_config_build_from_source=true npm_bounded rebuild --foreground-scripts nexus-wasm-bridge) >"$work/source.log" 2>&1 ||
   { tail -60 "$work/source.log"; exit 1; }
 grep -vE '^gyp info|^  (CC|CXX|ACTION|SOLINK|COPY|LINK|AR|TOUCH)' "$work/source.log" || true
 echo "(build and install: $(( $(date +%s) - start )) s)"
@@ -137,5 +153,5 @@ for variant in qjs_bounds qjs_guard; do
 done
 cmp "$pkg/gen/qjs_wasm.c" "$pkg/build/Release/obj/gen/nexus/qjs_wasm.c"
 say "2. source: node check.js (the loader takes the local build over the prebuild)"
-(cd "$work/source" && EXPECT_ADDON=build/Release/nexus_wasm_bridge.node node check.js)
+(cd "$work/source" && EXPECT_ADDON=build/Release/nexus_wasm_bridge.node "$tmo" 120 node check.js)
 say "test-install: both installs work"

@@ -48,7 +48,15 @@ function ensureRuntimes() {
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
   // ci: exactly the lockfile. The packages hold their binaries: no install
   // scripts are needed (and none run).
-  const r = spawnSync(npm, ['ci', '--prefix', DIR, '--ignore-scripts', '--no-audit', '--no-fund'], { stdio: 'inherit' });
+  // npm has been seen to hang for good while extracting (a CI run, npm 11 on
+  // Node 20): bound each attempt and try once more.
+  let r;
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    r = spawnSync(npm, ['ci', '--prefix', DIR, '--ignore-scripts', '--no-audit', '--no-fund'],
+      { stdio: 'inherit', timeout: 600000, killSignal: 'SIGKILL' });
+    if (r.status === 0 || !r.error || r.error.code !== 'ETIMEDOUT') break;
+    console.log(`npm ci hung for 600 s (attempt ${attempt})`);
+  }
   if (r.status !== 0) throw new Error(`npm ci --prefix test/runtimes failed (${r.error?.message ?? `exit ${r.status}`})`);
   const still = outOfDate();
   if (still.length) throw new Error(`runtimes still missing after npm ci: ${still.join(', ')}`);
