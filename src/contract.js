@@ -64,7 +64,7 @@ const errorCodes = [
 ];
 
 // Codes a rejected promise carries, besides a result's error codes.
-const rejectionCodes = ['SHUT_DOWN', 'SUSPENSION_NOT_FOUND'];
+const rejectionCodes = ['SHUT_DOWN', 'SUSPENSION_NOT_FOUND', 'INVALID_SUSPENSION'];
 
 const statuses = ['success', 'error', 'suspended'];
 
