@@ -111,6 +111,7 @@
         'src/mpack_encode.c',
         'src/mpack_pack.c',
         'src/pool.c',
+        'src/portable.c',
         'src/result.c',
         'src/runtime.c',
         'src/sandbox.c',

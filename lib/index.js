@@ -10,6 +10,7 @@ const { NexusState } = require('./state');
 const { inferCapabilities } = require('./infer');
 const { languageOf, strip, engineLocation } = require('./typescript');
 const { WasmSandboxExecutor } = require('./executor');
+const { sealSuspension, openSuspension, peekSuspension, InvalidSuspensionError } = require('./suspension');
 const errors = require('./errors');
 
 // moreTypes: typed arrays and ArrayBuffers travel as extension 0x74, which
@@ -208,6 +209,42 @@ function errorMessage(error) {
   }
 }
 
+// HMAC keys for exported suspensions: sign with the first, accept any (so a
+// key can be rotated in while blobs signed with the old one still import).
+function validateKeys(keys) {
+  if (keys === undefined) return null;
+  if (!Array.isArray(keys) || keys.length === 0) {
+    throw new TypeError('config.suspensionKeys must be a non-empty array of keys (Buffer, Uint8Array or string)');
+  }
+  return keys.map((key, i) => {
+    let b = null;
+    if (typeof key === 'string') b = Buffer.from(key, 'utf8');
+    else if (key instanceof Uint8Array) b = Buffer.from(key);
+    if (b === null) throw new TypeError(`config.suspensionKeys[${i}] must be a Buffer, Uint8Array or string`);
+    if (b.length < 16) throw new RangeError(`config.suspensionKeys[${i}] must be at least 16 bytes, got ${b.length}`);
+    return b;
+  });
+}
+
+// What an export must have been made by: this package, its engine, this
+// very addon binary and the snapshot image (which covers the bootstrap and
+// the options that shape the image). Computed once per process.
+let addonDigest = null;
+function engineBuild(nat) {
+  if (addonDigest === null) {
+    const crypto = require('crypto');
+    addonDigest = crypto.createHash('sha256').update(require('fs').readFileSync(native.file)).digest('hex').slice(0, 16);
+  }
+  return `nexus-wasm-bridge@${require('../package.json').version} quickjs-wasi@${require('quickjs-wasi/package.json').version} ` +
+    `addon:${addonDigest} image:${nat.imageSha256().slice(0, 32)}`;
+}
+
+function validateStore(store, where) {
+  for (const m of ['put', 'claim', 'delete']) {
+    if (typeof store?.[m] !== 'function') throw new TypeError(`${where} must be a SuspensionStore (no ${m}() on it)`);
+  }
+}
+
 function shutDownError() {
   const err = new Error('NexusRuntime has been shut down');
   err.code = 'SHUT_DOWN';
@@ -218,9 +255,17 @@ class NexusRuntime {
   #native;
   #config;
   #shutdown = null;
+  #keys;
+  #build = null;
+  #imported = new Map(); // nonce -> expiresAt: blobs imported here
 
   constructor(config) {
-    this.#config = validateConfig(config);
+    const { suspensionKeys, ...rest } = config ?? {};
+    if (config !== undefined && (config === null || typeof config !== 'object' || Array.isArray(config))) {
+      throw new TypeError('config must be an object');
+    }
+    this.#keys = validateKeys(suspensionKeys);
+    this.#config = validateConfig(rest);
     this.#native = new native.Runtime(this.#config);
   }
 
@@ -369,6 +414,57 @@ class NexusRuntime {
     return this.#native.cancelSuspended(suspensionId);
   }
 
+  #requireKeys(what) {
+    if (this.#keys === null) throw new TypeError(`${what} needs config.suspensionKeys (the HMAC keys blobs are signed with)`);
+  }
+
+  get engineBuild() {
+    this.#build ??= engineBuild(this.#native);
+    return this.#build;
+  }
+
+  // A parked execution as a signed blob (lib/suspension.js) that any
+  // runtime of the same engine build with one of the keys can import. The
+  // execution is released here: its ids answer SUSPENSION_NOT_FOUND.
+  async exportSuspension(suspensionId) {
+    if (this.#shutdown) throw shutDownError();
+    return this.#export(suspensionId);
+  }
+
+  async #export(suspensionId) {
+    this.#requireKeys('exportSuspension');
+    if (typeof suspensionId !== 'string') throw new TypeError('suspensionId must be a string');
+    const build = this.engineBuild;
+    const payload = await this.#native.exportSuspension(suspensionId);
+    // The native header: magic, version, image digest, then the time it had
+    // left to stay parked (ns).
+    const remainingMs = Number(payload.readBigUInt64LE(40) / 1000000n);
+    return sealSuspension(this.#keys, { build, suspensionId, expiresAt: Date.now() + Math.max(1, remainingMs), payload });
+  }
+
+  // Parks an exported execution here. Resolves with its suspension id, or
+  // with options.result its suspended result (pendingCalls: what it waits
+  // for). Refusals reject with code INVALID_SUSPENSION and `check`: format,
+  // signature, expiry, build, payload, replay or engine.
+  async importSuspension(blob, options) {
+    if (this.#shutdown) throw shutDownError();
+    this.#requireKeys('importSuspension');
+    const now = Date.now();
+    const opened = openSuspension(this.#keys, blob, this.engineBuild, now);
+    for (const [nonce, expiresAt] of this.#imported) if (expiresAt <= now) this.#imported.delete(nonce);
+    if (this.#imported.has(opened.nonce)) throw new InvalidSuspensionError('replay', 'this blob was imported here already');
+    this.#imported.set(opened.nonce, opened.expiresAt);
+    let result;
+    try {
+      result = packr.unpack(await this.#native.importSuspension(opened.payload));
+    } catch (err) {
+      if (err.code === 'INVALID_SUSPENSION') throw new InvalidSuspensionError('engine', err.message);
+      this.#imported.delete(opened.nonce); // not imported: it may be tried again
+      throw err;
+    }
+    return options?.result ? result : opened.suspensionId;
+  }
+
   getStats() {
     const s = this.#native.stats();
     return {
@@ -405,9 +501,43 @@ class NexusRuntime {
     };
   }
 
-  shutdown() {
-    if (!this.#shutdown) this.#shutdown = this.#native.shutdown();
+  // options.drainTo: a SuspensionStore every parked execution is exported
+  // to first (put under its suspension id until it would have expired), so
+  // that another process can resume it. Resolves with { drained: ids,
+  // failed: [{ suspensionId, error }] } then; an execution still running a
+  // segment that parks after the drain ends with an error result as before.
+  shutdown(options) {
+    if (!this.#shutdown) {
+      const store = options?.drainTo;
+      if (store !== undefined) {
+        validateStore(store, 'shutdown({ drainTo })');
+        this.#requireKeys('shutdown({ drainTo })');
+      }
+      this.#shutdown = store === undefined ? this.#native.shutdown() : this.#drain(store);
+    }
     return this.#shutdown;
+  }
+
+  async #drain(store) {
+    const drained = [];
+    const failed = [];
+    const tried = new Set();
+    for (;;) {
+      const ids = this.#native.parkedIds().filter((id) => !tried.has(id));
+      if (ids.length === 0) break;
+      for (const id of ids) {
+        tried.add(id);
+        try {
+          const blob = await this.#export(id);
+          await store.put(id, blob, Math.max(1, peekSuspension(blob).expiresAt - Date.now()));
+          drained.push(id);
+        } catch (error) {
+          failed.push({ suspensionId: id, error });
+        }
+      }
+    }
+    await this.#native.shutdown();
+    return { drained, failed };
   }
 }
 

@@ -20,7 +20,9 @@ function load() {
       throw new Error(`nexus-wasm-bridge: NEXUS_WASM_BRIDGE_ADDON must be an absolute path, got ${JSON.stringify(override)}`);
     }
     try {
-      return require(override);
+      const addon = require(override);
+      Object.defineProperty(addon, 'file', { value: override });
+      return addon;
     } catch (err) {
       err.message = `nexus-wasm-bridge: cannot load the addon named by NEXUS_WASM_BRIDGE_ADDON (${override}): ${err.message}`;
       throw err;
@@ -36,7 +38,10 @@ function load() {
     throw err;
   }
   try {
-    return require(file);
+    const addon = require(file);
+    // Exported suspensions name the addon build they came from (lib/index.js).
+    Object.defineProperty(addon, 'file', { value: file });
+    return addon;
   } catch (err) {
     err.message = `nexus-wasm-bridge: cannot load ${file}: ${err.message}`;
     throw err;

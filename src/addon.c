@@ -572,6 +572,130 @@ done:
   return promise;
 }
 
+/* A suspension id argument; 0, or -1 when it is not one. */
+static int get_id(napi_env env, size_t argc, napi_value *argv, uint8_t id[NX_SUSPENSION_ID_BYTES]) {
+  char hex[2 * NX_SUSPENSION_ID_BYTES + 2];
+  size_t len = 0;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], hex, sizeof hex, &len) != napi_ok)
+    return -1;
+  return nx_susp_parse_id(hex, len, id) == 0 ? 0 : -1;
+}
+
+/* exportSuspension(id: string) -> Promise<Buffer>: the parked execution's
+ * bytes (portable.h); it is released here. */
+static napi_value addon_export(napi_env env, napi_callback_info info) {
+  NX_ARGV(1);
+  uint8_t id[NX_SUSPENSION_ID_BYTES];
+  napi_value promise = NULL;
+  nx_job_t *job = NULL;
+  int rc;
+
+  if (a->closing) return rejected(env, "SUSPENSION_NOT_FOUND", "runtime is shut down");
+  if (get_id(env, argc, argv, id) != 0)
+    return rejected(env, "SUSPENSION_NOT_FOUND", resume_error(NX_RC_NOTFOUND));
+  if ((job = calloc(1, sizeof *job)) == NULL) goto oom;
+  NX_CALL(track(env, a, job, &promise) == 0 ? napi_ok : napi_generic_failure);
+  rc = nx_runtime_export(a->rt, job, id);
+  if (rc == NX_RC_OK)
+    job = NULL; /* queued: its completion settles the promise */
+  else
+    untrack(env, a, (nx_pending_t **)&job->data, "SUSPENSION_NOT_FOUND",
+            rc == NX_RC_NOTFOUND ? "No parked execution has this suspension id (unknown, expired, "
+                                   "resumed, exported, or running a segment now)"
+                                 : resume_error(rc));
+  goto done;
+oom:
+  napi_throw_error(env, NULL, "out of memory");
+  promise = NULL;
+  goto done;
+fail:
+  nx_args_throw_last(env, "exportSuspension failed");
+  promise = NULL;
+done:
+  nx_job_free(job);
+  return promise;
+}
+
+/* importSuspension(bytes: Buffer) -> Promise<Buffer>: parks the exported
+ * execution here; resolves with its suspended result (pending calls). */
+static napi_value addon_import(napi_env env, napi_callback_info info) {
+  NX_ARGV(1);
+  napi_value promise = NULL;
+  nx_job_t *job = NULL;
+  bool is_buffer = false;
+  void *data = NULL;
+  size_t len = 0;
+
+  if (argc >= 1) NX_CALL(napi_is_buffer(env, argv[0], &is_buffer));
+  NX_ASSERT(is_buffer, type, "importSuspension(bytes): bytes must be a Buffer");
+  NX_CALL(napi_get_buffer_info(env, argv[0], &data, &len));
+  if (a->closing) return rejected(env, "SHUT_DOWN", "runtime is shut down");
+  if ((job = calloc(1, sizeof *job)) == NULL || (job->context = malloc(len ? len : 1)) == NULL)
+    goto oom;
+  memcpy(job->context, data, len);
+  job->context_len = len;
+  NX_CALL(track(env, a, job, &promise) == 0 ? napi_ok : napi_generic_failure);
+  if (nx_runtime_import(a->rt, job) == NX_RC_OK)
+    job = NULL;
+  else
+    untrack(env, a, (nx_pending_t **)&job->data, "SHUT_DOWN", "runtime is shut down");
+  goto done;
+oom:
+  napi_throw_error(env, NULL, "out of memory");
+  promise = NULL;
+  goto done;
+fail:
+  nx_args_throw_last(env, "importSuspension failed");
+  promise = NULL;
+done:
+  nx_job_free(job);
+  return promise;
+}
+
+/* imageSha256() -> string: the snapshot image's digest (hex), part of the
+ * engine build an export must match. */
+static napi_value addon_image_sha256(napi_env env, napi_callback_info info) {
+  NX_ARGV(0);
+  uint8_t sha[32];
+  char hex[65];
+  napi_value result;
+  int i;
+  if (a->rt == NULL || a->closed) {
+    napi_throw_error(env, "SHUT_DOWN", "runtime is shut down");
+    return NULL;
+  }
+  nx_runtime_image_sha256(a->rt, sha);
+  for (i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+  NX_CALL(napi_create_string_utf8(env, hex, 64, &result));
+  return result;
+fail:
+  nx_args_throw_last(env, "imageSha256 failed");
+  return NULL;
+}
+
+/* parkedIds() -> string[]: one suspension id per parked execution. */
+static napi_value addon_parked_ids(napi_env env, napi_callback_info info) {
+  NX_ARGV(0);
+  uint8_t(*ids)[NX_SUSPENSION_ID_BYTES] = NULL;
+  napi_value arr, s;
+  char hex[2 * NX_SUSPENSION_ID_BYTES + 1];
+  uint32_t n = 0, i;
+  int k;
+  if (a->rt && !a->closed) ids = nx_runtime_parked_ids(a->rt, &n);
+  NX_CALL(napi_create_array_with_length(env, n, &arr));
+  for (i = 0; i < n; i++) {
+    for (k = 0; k < NX_SUSPENSION_ID_BYTES; k++) snprintf(hex + 2 * k, 3, "%02x", ids[i][k]);
+    NX_CALL(napi_create_string_utf8(env, hex, 2 * NX_SUSPENSION_ID_BYTES, &s));
+    NX_CALL(napi_set_element(env, arr, i, s));
+  }
+  free(ids);
+  return arr;
+fail:
+  free(ids);
+  nx_args_throw_last(env, "parkedIds failed");
+  return NULL;
+}
+
 /* cancelSuspended(id: string) -> boolean */
 static napi_value addon_cancel_suspended(napi_env env, napi_callback_info info) {
   NX_ARGV(1);
@@ -737,6 +861,10 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"resume", NULL, addon_resume, NULL, NULL, NULL, napi_default, NULL},
       {"prometheus", NULL, addon_prometheus, NULL, NULL, NULL, napi_default, NULL},
       {"cancelSuspended", NULL, addon_cancel_suspended, NULL, NULL, NULL, napi_default, NULL},
+      {"exportSuspension", NULL, addon_export, NULL, NULL, NULL, napi_default, NULL},
+      {"importSuspension", NULL, addon_import, NULL, NULL, NULL, napi_default, NULL},
+      {"imageSha256", NULL, addon_image_sha256, NULL, NULL, NULL, napi_default, NULL},
+      {"parkedIds", NULL, addon_parked_ids, NULL, NULL, NULL, napi_default, NULL},
       {"shutdown", NULL, addon_shutdown, NULL, NULL, NULL, napi_default, NULL},
       {"injectFault", NULL, addon_inject_fault, NULL, NULL, NULL, napi_default, NULL},
   };

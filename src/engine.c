@@ -42,7 +42,7 @@ static int field_is(const nx_mp_item_t *key, const char *name) {
  * only looked at key by key as the handler reads it (state.c). The
  * capabilities and the registry are read in place whenever the host
  * consults them. */
-static int parse_context(nx_exec_t *ex) {
+int nx_engine_parse_context(nx_exec_t *ex) {
   const uint8_t *c = ex->context;
   size_t len = ex->context_len, at;
   const uint8_t *caps = NULL;
@@ -436,7 +436,7 @@ int nx_engine_run(nx_exec_t *ex, const nx_answer_t *answers, uint32_t nanswers, 
 
   segment_begin(ex);
   ex->started = 1;
-  if (first && ex->mode != NX_MODE_COMPILE && parse_context(ex) != 0) goto finish;
+  if (first && ex->mode != NX_MODE_COMPILE && nx_engine_parse_context(ex) != 0) goto finish;
   /* Segments of one execution may run on different threads: each that runs
    * a guard-page sandbox needs its alternate stack and stack bounds. */
   if (nx_sandbox_guard_pages(sb) && nx_fault_thread_ready() != 0) {
@@ -483,6 +483,15 @@ finish:
   atomic_store(&sb->deadline_ns, 0);
   segment_end(ex);
   return rc;
+}
+
+int nx_engine_suspended_result(nx_exec_t *ex, char **out, size_t *out_len) {
+  int rc;
+  segment_begin(ex);
+  ex->phase = NX_PHASE_CLOSED;
+  rc = nx_result_finish(ex, NX_STATUS_SUSPENDED, 0, 0, out, out_len);
+  segment_end(ex);
+  return rc == 0 ? NX_RC_OK : NX_RC_NOMEM;
 }
 
 /* ---- the execution ------------------------------------------------------------ */

@@ -95,4 +95,11 @@ struct nx_exec_s {
   uint8_t in_host;     /* a host function runs: refuse re-entry */
 };
 
+/* engine.c: reads the context's fields (a new execution's first segment
+ * does, and an imported one before its tables are restored). */
+int nx_engine_parse_context(nx_exec_t *ex);
+/* engine.c: the result of an execution restored from elsewhere: suspended
+ * on its pending calls, with no effects (portable.h). Malloc'd. */
+int nx_engine_suspended_result(nx_exec_t *ex, char **out, size_t *out_len);
+
 #endif

@@ -22,6 +22,7 @@
 #include "result.h"
 #include "state.h"
 #include "util.h"
+#include "wire.h"
 
 const char *const nx_host_names[NX_HOST__COUNT + 1] = {
     [NX_HOST_STATE_GET] = "stateGet",
@@ -554,4 +555,59 @@ uint32_t nx_host_call(nx_sandbox_t *sb, uint32_t name, uint32_t name_len, uint32
   if (box == 0 && !Q(JS_HasException)(&sb->inst, sb->ctx))
     nx_failure_fatal(sb, NX_E_INTERNAL_ERROR, sb->fault ? sb->fault : "host function failed");
   return box;
+}
+
+/* ---- a parked execution, exported (portable.h) ------------------------------ */
+
+void nx_host_save(const nx_exec_t *ex, nx_buf_t *out) {
+  uint32_t i;
+  nx_wire_u64(out, ex->host_calls);
+  nx_wire_u32(out, ex->ncalls);
+  for (i = 0; i < ex->ncalls; i++) {
+    const nx_ext_call_t *c = &ex->calls[i];
+    nx_buf_write(out, c->id, sizeof c->id);
+    nx_wire_u8(out, c->answered);
+    nx_wire_bytes(out, c->ext, strlen(c->ext));
+    nx_wire_bytes(out, c->method, strlen(c->method));
+    nx_wire_bytes(out, c->args, c->args_len);
+  }
+}
+
+int nx_host_restore(nx_exec_t *ex, nx_wire_rd_t *in) {
+  uint64_t host_calls = nx_wire_get_u64(in);
+  uint32_t n = nx_wire_get_u32(in), i;
+  uint64_t limit = ex->cfg->max_result_bytes;
+  if (in->bad || n == 0 || n > limit / CALL_OVERHEAD) return NX_RC_INVALID;
+  ex->calls = nx_mem_calloc(&ex->mem, n, sizeof *ex->calls);
+  if (ex->calls == NULL) return NX_RC_NOMEM;
+  ex->calls_cap = n;
+  ex->host_calls = host_calls;
+  for (i = 0; i < n; i++) {
+    nx_ext_call_t *c = &ex->calls[i];
+    const uint8_t *id = nx_wire_take(in, sizeof c->id), *ext, *method, *args;
+    uint8_t answered = nx_wire_get_bool(in);
+    size_t elen, mlen, alen;
+    nx_mp_item_t it;
+    ext = nx_wire_get_bytes(in, limit, &elen);
+    method = nx_wire_get_bytes(in, limit, &mlen);
+    args = nx_wire_get_bytes(in, limit, &alen);
+    if (in->bad || memchr(ext, 0, elen) || memchr(method, 0, mlen)) return NX_RC_INVALID;
+    /* The arguments go out in every result that lists the call: MessagePack
+     * the host decodes, so they are validated like anything the guest made. */
+    if (nx_mp_validate(args, alen, NX_LIMIT_HOST_DEPTH) != 0) return NX_RC_INVALID;
+    nx_mp_read(args, &it);
+    if (it.type != NX_MPT_ARRAY) return NX_RC_INVALID;
+    memcpy(c->id, id, sizeof c->id);
+    c->answered = answered;
+    c->ext = nx_mem_strndup(&ex->mem, (const char *)ext, elen);
+    c->method = nx_mem_strndup(&ex->mem, (const char *)method, mlen);
+    c->args = nx_mem_alloc(&ex->mem, alen);
+    if (c->ext == NULL || c->method == NULL || c->args == NULL) return NX_RC_NOMEM;
+    memcpy(c->args, args, alen);
+    c->args_len = alen;
+    c->charge = CALL_OVERHEAD + elen + mlen + alen;
+    ex->ncalls++;
+    ex->nanswered += answered;
+  }
+  return ex->nanswered < ex->ncalls ? NX_RC_OK : NX_RC_INVALID; /* something to resume */
 }

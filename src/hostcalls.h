@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "engine.h"
 #include "errors.h"
 #include "sandbox.h"
@@ -47,5 +48,11 @@ void nx_host_begin_segment(nx_exec_t *ex);
 
 /* Marks a pending call answered: 1 when it was pending, 0 otherwise. */
 int nx_host_answer(nx_exec_t *ex, uint32_t call);
+/* A parked execution's calls, for portable.h; every field is checked on
+ * the way back (the arguments are validated MessagePack arrays). 0, or
+ * NX_RC_INVALID / NX_RC_NOMEM. */
+struct nx_wire_rd_s;
+void nx_host_save(const nx_exec_t *ex, nx_buf_t *out);
+int nx_host_restore(nx_exec_t *ex, struct nx_wire_rd_s *in);
 
 #endif

@@ -83,8 +83,14 @@ u32 Z_wasi_snapshot_preview1Z_clock_time_get(struct Z_wasi_snapshot_preview1_ins
   uint8_t *p = nx_guest_bytes(&w->sb->inst, out, 8);
   (void)precision;
   if (p == NULL) return WASI_ERRNO_FAULT;
-  if (clock_gettime(id == 0 ? CLOCK_REALTIME : CLOCK_MONOTONIC, &ts) != 0) return WASI_ERRNO_INVAL;
-  ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+  if (w->sb->deterministic) {
+    ns = 0;
+  } else {
+    if (clock_gettime(id == 0 ? CLOCK_REALTIME : CLOCK_MONOTONIC, &ts) != 0)
+      return WASI_ERRNO_INVAL;
+    ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (id != 0) ns += (uint64_t)w->sb->clock_offset_ns;
+  }
   memcpy(p, &ns, 8);
   return WASI_ERRNO_SUCCESS;
 }
@@ -93,6 +99,10 @@ u32 Z_wasi_snapshot_preview1Z_random_get(struct Z_wasi_snapshot_preview1_instanc
                                          u32 len) {
   uint8_t *p = nx_guest_bytes(&w->sb->inst, buf, len);
   if (p == NULL) return WASI_ERRNO_FAULT;
+  if (w->sb->deterministic) {
+    memset(p, 0, len);
+    return WASI_ERRNO_SUCCESS;
+  }
   return nx_util_random(p, len) == 0 ? WASI_ERRNO_SUCCESS : WASI_ERRNO_INVAL;
 }
 

@@ -11,6 +11,7 @@
 #include "failure.h"
 #include "state.h"
 #include "util.h"
+#include "wire.h"
 
 /* ---- the table ------------------------------------------------------------ */
 
@@ -559,4 +560,118 @@ int nx_lazy_unchanged(nx_exec_t *ex, nx_jsval_t v) {
 void nx_lazy_encoder(nx_exec_t *ex, nx_mp_encoder_t *e) {
   e->proxy = encode_node;
   e->proxy_data = ex;
+}
+
+/* ---- a parked execution, exported (portable.h) ------------------------------ */
+
+enum { NODE_MAP = 1, NODE_FILLED = 2, NODE_IMPURE = 4, NODE_INDEXED = 8 };
+
+/* A node is saved as where its container starts: the state key whose value
+ * it is (its bytes then validate lazily again, item by item), or an offset
+ * into the context (a container inside a validated value). The items'
+ * positions and a map's lookup table are derived again from the bytes. */
+int nx_lazy_save(const nx_exec_t *ex, nx_buf_t *out) {
+  const nx_lazy_table_t *t = &ex->lazy;
+  const nx_state_t *st = &ex->state;
+  uint32_t i, j;
+  nx_wire_u32(out, t->n);
+  for (i = 0; i < t->n; i++) {
+    const nx_lazy_t *node = &t->nodes[i];
+    uint32_t ref;
+    for (j = 0; j < st->nsnap && st->keys[j].orig != node->at; j++) {
+    }
+    if (j < st->nsnap) {
+      ref = j;
+    } else if (node->at >= ex->context && node->at < ex->context + ex->context_len) {
+      ref = (uint32_t)(node->at - ex->context);
+    } else {
+      return NX_RC_INVALID;
+    }
+    nx_wire_u8(out, j < st->nsnap);
+    nx_wire_u32(out, ref);
+    nx_wire_u32(out, node->n);
+    nx_wire_u8(out, (uint8_t)((node->is_map ? NODE_MAP : 0) | (node->filled ? NODE_FILLED : 0) |
+                              (node->impure ? NODE_IMPURE : 0) | (node->items ? NODE_INDEXED : 0)));
+    nx_wire_bytes(out, node->path.buf, node->path.len);
+    nx_wire_u64(out, node->proxy);
+    nx_wire_u64(out, node->target);
+    if (node->items) nx_buf_write(out, node->fetched, node->n);
+  }
+  return NX_RC_OK;
+}
+
+/* The header of a lazy container at p (more than NX_MP_LAZY_MIN items:
+ * a 16- or 32-bit count): its item count and kind. */
+static int header_of(const uint8_t *p, size_t len, uint32_t *n, uint8_t *is_map) {
+  if (len >= 3 && (p[0] == 0xdc || p[0] == 0xde)) {
+    *n = (uint32_t)p[1] << 8 | p[2];
+  } else if (len >= 5 && (p[0] == 0xdd || p[0] == 0xdf)) {
+    *n = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+  } else {
+    return -1;
+  }
+  *is_map = p[0] == 0xde || p[0] == 0xdf;
+  return 0;
+}
+
+static int restore_node(nx_exec_t *ex, nx_wire_rd_t *in, nx_lazy_t *node) {
+  const nx_state_t *st = &ex->state;
+  uint8_t root = nx_wire_get_bool(in), flags, is_map = 0;
+  uint32_t ref = nx_wire_get_u32(in), n = nx_wire_get_u32(in), hn = 0, i;
+  size_t path_len, span;
+  const uint8_t *path, *fetched = NULL;
+
+  flags = nx_wire_get_u8(in);
+  path = nx_wire_get_bytes(in, sizeof node->path.buf - 1, &path_len);
+  memset(node, 0, sizeof *node);
+  node->proxy = nx_wire_get_u64(in);
+  node->target = nx_wire_get_u64(in);
+  if (flags & NODE_INDEXED) fetched = nx_wire_take(in, n);
+  if (in->bad || flags >= 16 || n > NX_ATOM_MAX_INT) return NX_RC_INVALID;
+  if (root) {
+    const nx_state_key_t *k = ref < st->nsnap ? &st->keys[ref] : NULL;
+    if (k == NULL || k->orig == NULL) return NX_RC_INVALID;
+    node->at = k->orig;
+    node->end = k->orig + k->orig_len;
+    node->offsets = k->item_offsets;
+    node->noffsets = k->nitem_offsets;
+    span = k->orig_len;
+  } else {
+    if (ref >= ex->context_len) return NX_RC_INVALID;
+    node->at = ex->context + ref;
+    span = nx_mp_validate_one(node->at, ex->context_len - ref, NX_LIMIT_HOST_DEPTH);
+    if (span == 0) return NX_RC_INVALID;
+    node->checked = 1;
+  }
+  if (header_of(node->at, span, &hn, &is_map) != 0 || hn != n || is_map != !!(flags & NODE_MAP))
+    return NX_RC_INVALID;
+  node->n = n;
+  node->is_map = is_map;
+  node->filled = (flags & NODE_FILLED) != 0;
+  node->impure = (flags & NODE_IMPURE) != 0;
+  memcpy(node->path.buf, path ? (const char *)path : "", path_len);
+  node->path.buf[path_len] = 0;
+  node->path.len = (uint32_t)path_len;
+  if (fetched) {
+    if (index_items(ex, node) != NX_RC_OK) return NX_RC_INVALID;
+    for (i = 0; i < n; i++) {
+      if (fetched[i] > 1) return NX_RC_INVALID;
+      node->fetched[i] = fetched[i];
+    }
+  }
+  return NX_RC_OK;
+}
+
+int nx_lazy_restore(nx_exec_t *ex, nx_wire_rd_t *in) {
+  nx_lazy_table_t *t = &ex->lazy;
+  uint32_t n = nx_wire_get_u32(in), cap = 32;
+  if (in->bad || n > ex->context_len) return NX_RC_INVALID; /* each node has bytes of its own */
+  if (n == 0) return NX_RC_OK;
+  t->nodes = nx_mem_calloc(&ex->mem, n, sizeof *t->nodes);
+  if (t->nodes == NULL) return NX_RC_NOMEM;
+  t->cap = n;
+  for (t->n = 0; t->n < n; t->n++)
+    if (restore_node(ex, in, &t->nodes[t->n]) != NX_RC_OK) return NX_RC_INVALID;
+  while (cap < 2 * n) cap *= 2;
+  return by_proxy_rebuild(t, &ex->mem, cap);
 }

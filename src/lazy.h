@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "buf.h"
 #include "mpack.h"
 
 typedef struct nx_exec_s nx_exec_t;
@@ -69,5 +70,13 @@ uint32_t nx_lazy_fill(nx_exec_t *ex, nx_jsval_t id);
  * is (1); a filled one, or one with an item only guest code can read, is
  * copied through its traps (0); -1 when v is not a lazy node. */
 int nx_lazy_kind(nx_exec_t *ex, nx_jsval_t v);
+
+/* A parked execution's nodes, for portable.h. Restoring needs the state
+ * table restored first; every position is checked against the context and
+ * every container's bytes validated again (a node's own items lazily, as
+ * before). 0, or NX_RC_INVALID / NX_RC_NOMEM. */
+struct nx_wire_rd_s;
+int nx_lazy_save(const nx_exec_t *ex, nx_buf_t *out);
+int nx_lazy_restore(nx_exec_t *ex, struct nx_wire_rd_s *in);
 
 #endif

@@ -14,6 +14,8 @@
 typedef enum {
   NX_JOB_EXECUTE, /* start an execution of `code` (see `mode`) */
   NX_JOB_RESUME,  /* answer pending calls of `task` and continue it */
+  NX_JOB_EXPORT,  /* write parked `task` out (portable.h) and release it */
+  NX_JOB_IMPORT,  /* park the execution in `context` (bytes from an export) */
 } nx_job_kind_t;
 
 struct nx_task_s;
@@ -32,6 +34,7 @@ typedef struct nx_job_s {
   nx_answer_t *answers;   /* resume: .call filled in by nx_runtime_resume */
   uint32_t nanswers;
   uint8_t *answer_bytes; /* the answers point into these */
+  uint64_t remaining_ns; /* export: how long the task had left to stay parked */
   char *result;          /* MessagePack WasmResult, malloc'd */
   size_t result_len;
   nx_exec_outcome_t outcome;
@@ -82,6 +85,21 @@ int nx_runtime_submit_many(nx_runtime_t *rt, nx_job_t **jobs, uint32_t n);
  * executions), NX_RC_STOPPING. */
 int nx_runtime_resume(nx_runtime_t *rt, nx_job_t *job,
                       const uint8_t (*ids)[NX_SUSPENSION_ID_BYTES]);
+/* Claims the parked execution owning `id` for an export job and queues it:
+ * from here on no id of it is found. The job's result is the execution's
+ * bytes (portable.h); a failed export parks it again. NX_RC_NOTFOUND
+ * (unknown, or a segment of it is running), NX_RC_STOPPING. */
+int nx_runtime_export(nx_runtime_t *rt, nx_job_t *job, const uint8_t *id);
+/* Queues an import of job->context (bytes from an export, owned by the job
+ * from here). The job's result is the execution's suspended result (its
+ * pending calls, no effects); a refusal rejects it with
+ * INVALID_SUSPENSION. NX_RC_STOPPING. */
+int nx_runtime_import(nx_runtime_t *rt, nx_job_t *job);
+/* One suspension id of each parked execution (malloc'd, *n of them; NULL
+ * with *n = 0 when none or out of memory). */
+uint8_t (*nx_runtime_parked_ids(nx_runtime_t *rt, uint32_t *n))[NX_SUSPENSION_ID_BYTES];
+/* The SHA-256 of the snapshot image: part of the build id exports carry. */
+void nx_runtime_image_sha256(nx_runtime_t *rt, uint8_t out[32]);
 /* Discards the execution owning `id`: at once when parked, at the end of
  * its running segment otherwise. 1 when there was one, else 0. */
 int nx_runtime_cancel_suspended(nx_runtime_t *rt, const uint8_t *id);

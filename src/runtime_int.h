@@ -109,7 +109,8 @@ static inline void nx_runtime_reject_job(nx_job_t *job, const char *code, const 
  * lock keeps completions in queue order when the pool serialises
  * executions. */
 static inline void nx_runtime_complete(nx_runtime_t *rt, nx_job_t *job) {
-  if (job->reject_code == NULL)
+  /* Exports and imports move executions; they are not results. */
+  if (job->reject_code == NULL && (job->kind == NX_JOB_EXECUTE || job->kind == NX_JOB_RESUME))
     nx_metrics_record_result(rt->metrics, job->outcome.status, job->outcome.code,
                              job->outcome.duration_us);
   rt->done(job, rt->done_arg); /* the job belongs to the caller from here */

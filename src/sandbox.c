@@ -281,7 +281,9 @@ static nx_sandbox_t *create(const nx_config_t *cfg, const char *const *host_name
   trap = NX_WASM_TRY(&guard, nx_sandbox_trap_memory(sb));
   if (trap == 0) {
     sb->env_imports.api->module_instantiate(&sb->inst, &sb->env_imports, &sb->wasi_imports);
+    sb->deterministic = 1;
     trap = !host_names || sandbox_init(sb, cfg, host_names, err, errlen) == 0 ? 0 : -1;
+    sb->deterministic = 0;
     nx_wasm_leave(&guard);
   } else {
     snprintf(err, errlen, "sandbox initialisation trapped: %s", nx_wasm_trap_name(trap));

@@ -7,12 +7,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "sha256.h"
 #include "util.h"
 #include "wasm_rt/nx_wasm.h"
 
@@ -32,6 +34,11 @@ struct nx_snapshot_s {
   const void *tmpl_inst; /* the template's instance, as its table names it */
   char qjs_version[48];
   uint32_t heap_used_offset;
+  /* The image's SHA-256, taken the first time an export or import needs
+   * it (hashing 1.4 MB at every start would cost more than the start). */
+  pthread_mutex_t sha_lock;
+  int has_sha;
+  uint8_t sha[32];
 };
 
 const char *nx_snap_qjs_version(const nx_snapshot_t *snap) { return snap->qjs_version; }
@@ -77,11 +84,44 @@ static uint32_t find_heap_used_offset(nx_sandbox_t *sb) {
 
 size_t nx_snap_size(const nx_snapshot_t *snap) { return snap->size; }
 
+const uint8_t *nx_snap_image(const nx_snapshot_t *snap) { return snap->bytes; }
+size_t nx_snap_page_size(const nx_snapshot_t *snap) { return snap->os_page; }
+
+const uint8_t *nx_snap_sha256(nx_snapshot_t *snap) {
+  pthread_mutex_lock(&snap->sha_lock);
+  if (!snap->has_sha) {
+    nx_sha256(snap->bytes, snap->size, snap->sha);
+    snap->has_sha = 1;
+  }
+  pthread_mutex_unlock(&snap->sha_lock);
+  return snap->sha;
+}
+
+/* Pages present and not backed by the memfd are the sandbox's own copies;
+ * any other page reads as the image. */
+int nx_snap_changed_pages(const nx_snapshot_t *snap, const nx_sandbox_t *sb, uint8_t *changed) {
+  size_t npages = snap->size / snap->os_page, i;
+  const uint8_t *data = sb->inst.w2c_memory.data;
+  off_t base = (off_t)((uintptr_t)data / snap->os_page) * (off_t)sizeof(uint64_t);
+  uint64_t *entries;
+  int rc = -1;
+  if (snap->pagemap < 0 || (entries = malloc(npages * sizeof *entries)) == NULL) return -1;
+  if (pread(snap->pagemap, entries, npages * sizeof *entries, base) ==
+      (ssize_t)(npages * sizeof *entries)) {
+    for (i = 0; i < npages; i++)
+      changed[i] = (entries[i] & (PM_PRESENT | PM_FILE_OR_SHARED)) == PM_PRESENT;
+    rc = 0;
+  }
+  free(entries);
+  return rc;
+}
+
 void nx_snap_free(nx_snapshot_t *snap) {
   if (snap == NULL) return;
   if (snap->bytes) munmap((void *)snap->bytes, snap->size);
   if (snap->fd >= 0) close(snap->fd);
   if (snap->pagemap >= 0) close(snap->pagemap);
+  pthread_mutex_destroy(&snap->sha_lock);
   free(snap->table);
   free(snap);
 }
@@ -94,6 +134,7 @@ nx_snapshot_t *nx_snap_create(const nx_config_t *cfg, const char *const *host_na
 
   if (snap == NULL) goto oom;
   snap->fd = snap->pagemap = -1;
+  pthread_mutex_init(&snap->sha_lock, NULL);
   sb = nx_sandbox_new(cfg, host_names, err, errlen);
   if (sb == NULL) goto fail;
   snap->size = sb->inst.w2c_memory.size;
@@ -157,6 +198,7 @@ static void restore_fields(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
   sb->stop = 0;
   sb->fault = NULL;
   sb->preloaded = NX_UNDEFINED; /* its heap is gone; next_key stays */
+  sb->clock_offset_ns = 0;
 }
 
 nx_sandbox_t *nx_snap_instantiate(const nx_snapshot_t *snap, const nx_config_t *cfg, char *err,

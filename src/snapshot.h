@@ -33,7 +33,16 @@ int nx_snap_reset(const nx_snapshot_t *snap, nx_sandbox_t *sb);
 const char *nx_snap_qjs_version(const nx_snapshot_t *snap);
 uint32_t nx_snap_heap_used_offset(const nx_snapshot_t *snap);
 
-/* Bytes of the image. */
+/* Bytes of the image, and the image itself (read-only). */
 size_t nx_snap_size(const nx_snapshot_t *snap);
+const uint8_t *nx_snap_image(const nx_snapshot_t *snap);
+size_t nx_snap_page_size(const nx_snapshot_t *snap);
+/* The image's SHA-256 (computed on first use; thread-safe). Two processes
+ * with the same build and configuration make the same image: the guest's
+ * clocks and random bytes are fixed while it is made (sandbox.h). */
+const uint8_t *nx_snap_sha256(nx_snapshot_t *snap);
+/* changed[i], for each OS page of the image: 0 when the sandbox's page is
+ * still the image's. -1 when that cannot be known (then compare all). */
+int nx_snap_changed_pages(const nx_snapshot_t *snap, const nx_sandbox_t *sb, uint8_t *changed);
 
 #endif

@@ -14,6 +14,7 @@
 #include "mpack.h"
 #include "result.h"
 #include "util.h"
+#include "wire.h"
 
 /* ---- the table ------------------------------------------------------------ */
 
@@ -141,6 +142,7 @@ int nx_state_prepare(nx_exec_t *ex) {
   if (st->snapshot &&
       (st->offsets ? keys_from_index(ex, header, n) : keys_by_walking(ex, header, n)) != 0)
     goto malformed;
+  st->nsnap = st->nkeys;
   while (cap < 2 * st->cap) cap *= 2;
   return index_rebuild(st, &ex->mem, cap);
 malformed:
@@ -436,4 +438,80 @@ void nx_state_end_segment(nx_exec_t *ex) {
     ex->state.keys[i].snapped = 0;
     ex->state.keys[i].inplace = 0;
   }
+}
+
+/* ---- a parked execution, exported (portable.h) ------------------------------ */
+
+enum { KEY_LOADED = 1, KEY_READ = 2, KEY_DELETED = 4, KEY_CHECKED = 8, KEY_HAS_BASE = 16 };
+
+void nx_state_save(const nx_exec_t *ex, nx_buf_t *out) {
+  const nx_state_t *st = &ex->state;
+  uint32_t i;
+  nx_wire_u8(out, st->index != NULL);
+  if (st->index == NULL) return; /* never touched: the context says it all */
+  nx_wire_u32(out, st->nsnap);
+  nx_wire_u32(out, st->nkeys);
+  for (i = 0; i < st->nkeys; i++) {
+    const nx_state_key_t *k = &st->keys[i];
+    nx_wire_u8(out, (uint8_t)((k->loaded ? KEY_LOADED : 0) | (k->read ? KEY_READ : 0) |
+                              (k->deleted ? KEY_DELETED : 0) | (k->checked ? KEY_CHECKED : 0) |
+                              (k->has_base ? KEY_HAS_BASE : 0)));
+    nx_wire_u32(out, k->version);
+    nx_wire_u64(out, k->value);
+    if (i >= st->nsnap) nx_wire_bytes(out, k->name, k->len);
+    if (k->has_base) nx_wire_bytes(out, k->base, k->base ? k->base_len : 0);
+  }
+}
+
+int nx_state_restore(nx_exec_t *ex, nx_wire_rd_t *in) {
+  nx_state_t *st = &ex->state;
+  uint32_t nsnap, nkeys, i;
+  int rc;
+  if (!nx_wire_get_bool(in)) return in->bad ? NX_RC_INVALID : NX_RC_OK;
+  nsnap = nx_wire_get_u32(in);
+  nkeys = nx_wire_get_u32(in);
+  if (in->bad || nkeys < nsnap) return NX_RC_INVALID;
+  if ((rc = nx_state_prepare(ex)) != NX_RC_OK) return rc;
+  if (st->nsnap != nsnap) return NX_RC_INVALID;
+  for (i = 0; i < nkeys; i++) {
+    uint8_t flags = nx_wire_get_u8(in);
+    uint32_t version = nx_wire_get_u32(in);
+    nx_jsval_t value = nx_wire_get_u64(in);
+    const uint8_t *name = NULL, *base = NULL;
+    size_t name_len = 0, base_len = 0;
+    nx_state_key_t *k;
+    if (i >= nsnap) name = nx_wire_get_bytes(in, ex->cfg->max_result_bytes, &name_len);
+    if (flags & KEY_HAS_BASE) base = nx_wire_get_bytes(in, ex->cfg->max_result_bytes, &base_len);
+    if (in->bad || flags >= 32) return NX_RC_INVALID;
+    if (i < nsnap) {
+      k = &st->keys[i];
+    } else {
+      if (nx_state_find(ex, (const char *)name, name_len) != NULL) return NX_RC_INVALID;
+      if ((k = nx_state_add(ex, (const char *)name, name_len)) == NULL) return NX_RC_NOMEM;
+    }
+    /* Nothing is taken on trust: bytes the exporter had validated are
+     * validated again before anything reads them unchecked. */
+    if ((flags & KEY_CHECKED) && !k->checked) {
+      if (k->orig && nx_mp_validate(k->orig, k->orig_len, NX_LIMIT_HOST_DEPTH - 2) != 0)
+        return NX_RC_INVALID;
+      k->checked = 1;
+    }
+    if ((flags & KEY_LOADED) && (flags & KEY_DELETED)) return NX_RC_INVALID;
+    k->loaded = (flags & KEY_LOADED) != 0;
+    k->read = (flags & KEY_READ) != 0;
+    k->deleted = (flags & KEY_DELETED) != 0;
+    k->version = version;
+    k->value = k->loaded ? value : NX_UNDEFINED;
+    if (flags & KEY_HAS_BASE) {
+      if (base_len && nx_mp_validate(base, base_len, NX_LIMIT_HOST_DEPTH) != 0)
+        return NX_RC_INVALID;
+      k->has_base = 1;
+      if (base_len) {
+        if ((k->base = nx_mem_alloc(&ex->mem, base_len)) == NULL) return NX_RC_NOMEM;
+        memcpy(k->base, base, base_len);
+        k->base_len = base_len;
+      }
+    }
+  }
+  return NX_RC_OK;
 }

@@ -51,6 +51,7 @@ typedef struct {
   size_t items_len;
   nx_state_key_t *keys;
   uint32_t nkeys, cap;
+  uint32_t nsnap; /* keys [0, nsnap) are the snapshot's, in its order */
   uint32_t *index; /* open addressing over keys, position + 1 */
   uint32_t index_cap;
   uint32_t nchanges;
@@ -81,5 +82,14 @@ int nx_state_snapshot(nx_exec_t *ex);
 int nx_state_mutations(nx_exec_t *ex, nx_buf_t *out, int remember);
 /* Drops the segment's snapshots. */
 void nx_state_end_segment(nx_exec_t *ex);
+
+/* A parked execution's table, for portable.h: what each key holds besides
+ * what the context gives again (the keys the handler added, values,
+ * flags, baselines). Restoring rebuilds the table from the context first;
+ * a key marked validated is validated again. 0, or NX_RC_INVALID /
+ * NX_RC_NOMEM. */
+struct nx_wire_rd_s;
+void nx_state_save(const nx_exec_t *ex, nx_buf_t *out);
+int nx_state_restore(nx_exec_t *ex, struct nx_wire_rd_s *in);
 
 #endif

@@ -103,10 +103,15 @@ void nx_susp_unpublish(nx_susp_t *s, nx_task_t *task) {
   }
 }
 
+/* From the back: a task parked after running a segment expires last, so
+ * only an imported one (which brings its own deadline) walks. */
 void nx_susp_park(nx_susp_t *s, nx_task_t *task, uint64_t deadline_ns) {
+  nx_link_t *at = s->parked.prev;
+  while (at != &s->parked && NX_LIST_ENTRY(at, nx_task_t, link)->deadline_ns > deadline_ns)
+    at = at->prev;
   task->deadline_ns = deadline_ns;
   task->parked = 1;
-  nx_list_push_back(&s->parked, &task->link);
+  nx_list_insert_after(at, &task->link);
   s->nparked++;
 }
 

@@ -50,8 +50,7 @@ void nx_susp_unpublish(nx_susp_t *s, nx_task_t *task);
 nx_susp_entry_t *nx_susp_find(nx_susp_t *s, const uint8_t *id);
 void nx_susp_remove(nx_susp_t *s, nx_susp_entry_t *entry);
 
-/* Parks a task until deadline_ns (later parks expire later: one timeout
- * for all keeps the list in deadline order). */
+/* Parks a task until deadline_ns, in deadline order. */
 void nx_susp_park(nx_susp_t *s, nx_task_t *task, uint64_t deadline_ns);
 void nx_susp_unpark(nx_susp_t *s, nx_task_t *task);
 /* The parked task that expires first, or NULL. */
