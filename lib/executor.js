@@ -10,6 +10,7 @@ const { isNativeError } = require('util').types;
 const { checkCrossable } = require('./values');
 const { languageOf } = require('./typescript');
 const { NexusState } = require('./state');
+const { peekSuspension } = require('./suspension');
 
 const isNexusState = (s) => s instanceof NexusState;
 const { AbortError, TimeoutError, InternalError, errorFromResult } = require('./errors');
@@ -56,7 +57,6 @@ function validateOptions(options) {
   for (const key of ['panelId', 'handlerName']) {
     if (typeof o[key] !== 'string') throw new TypeError(`options.${key} must be a string`);
   }
-  if (!isObject(o.state)) throw new TypeError('options.state must be an object (the host state the handler mutates)');
   for (const key of ['args', 'scope']) {
     if (o[key] === undefined) o[key] = {};
     else if (!isObject(o[key])) throw new TypeError(`options.${key} must be an object`);
@@ -69,6 +69,24 @@ function validateOptions(options) {
     // Inference reads the source, and bytecode has none.
     throw new TypeError('options.capabilities is required with options.bytecode (there is no source to infer them from)');
   }
+  return checkDriveOptions(o);
+}
+
+// What resume() takes: how to drive the execution on from here (the handler
+// and its context travel inside the suspension).
+const RESUME_OPTIONS = new Set(['state', 'extensions', 'timeoutMs', 'runTimeoutMs', 'signal', ...CALLBACKS]);
+
+function validateResumeOptions(options) {
+  if (!isObject(options)) throw new TypeError('resume() options must be an object');
+  for (const key of Object.keys(options)) {
+    if (!RESUME_OPTIONS.has(key)) throw new TypeError(`resume() option ${key} is not a known option`);
+  }
+  return checkDriveOptions({ ...options });
+}
+
+// The options execute() and resume() share.
+function checkDriveOptions(o) {
+  if (!isObject(o.state)) throw new TypeError('options.state must be an object (the host state the handler mutates)');
   if (o.extensions === undefined) o.extensions = {};
   else if (!isObject(o.extensions)) {
     throw new TypeError('options.extensions must be an object mapping names to extension objects');
@@ -254,10 +272,24 @@ class Stop {
   }
 }
 
+function claimedElsewhere(suspensionId) {
+  const err = new Error(
+    `suspension ${suspensionId} is not in the store: another process claimed it (and continues it), ` +
+      'or it expired',
+  );
+  err.code = 'SUSPENSION_NOT_FOUND';
+  return err;
+}
+
 class WasmSandboxExecutor {
   #runtime;
+  #store;
 
-  constructor(runtime) {
+  // options.store: a SuspensionStore (lib/stores.js). Then every suspension
+  // is exported to it while its extension calls run, so that any process's
+  // executor can resume it (resume()); this one claims it back when its own
+  // calls finish, unless another process did first.
+  constructor(runtime, options = {}) {
     // What every execution needs; executeCompiledHandler and inferCapabilities
     // are looked up only when bytecode or inference is asked for.
     for (const m of ['executeHandler', 'resumeAll', 'cancelSuspended']) {
@@ -265,7 +297,26 @@ class WasmSandboxExecutor {
         throw new TypeError(`WasmSandboxExecutor needs a NexusRuntime (no ${m}() on the argument)`);
       }
     }
+    if (!isObject(options)) throw new TypeError('WasmSandboxExecutor options must be an object');
+    for (const key of Object.keys(options)) {
+      if (key !== 'store') throw new TypeError(`WasmSandboxExecutor option ${key} is not a known option`);
+    }
+    if (options.store !== undefined) {
+      for (const m of ['put', 'claim', 'delete']) {
+        if (typeof options.store?.[m] !== 'function') {
+          throw new TypeError(`options.store must be a SuspensionStore (no ${m}() on it)`);
+        }
+      }
+      for (const m of ['exportSuspension', 'importSuspension']) {
+        if (typeof runtime[m] !== 'function') throw new TypeError(`options.store needs a runtime with ${m}()`);
+      }
+    }
     this.#runtime = runtime;
+    this.#store = options.store ?? null;
+  }
+
+  get store() {
+    return this.#store;
   }
 
   get runtime() {
@@ -294,22 +345,81 @@ class WasmSandboxExecutor {
       capabilities,
       extensionRegistry,
     };
+    const rt = this.#runtime;
     const stop = new Stop(o.signal, o.timeoutMs);
     try {
-      return await this.#drive(o, context, stop);
+      return await this.#drive(o, extensionRegistry, stop, () =>
+        o.code !== undefined
+          ? rt.executeHandler(o.code, context, o.runTimeoutMs, { language: o.language })
+          : rt.executeCompiledHandler(o.bytecode, context, o.runTimeoutMs),
+      );
     } finally {
       stop.dispose();
     }
   }
 
-  async #drive(o, context, stop) {
+  // Takes a suspension out of the store (in any process: the one that
+  // parked it may be gone), answers call `suspensionId` with `result`
+  // ({ success: true, value } or { success: false, error }), performs the
+  // execution's other pending calls with options.extensions, and drives it
+  // to its end as execute() does, from options.state and callbacks.
+  // Rejects with code SUSPENSION_NOT_FOUND when the store does not have it.
+  async resume(suspensionId, result, options = {}) {
+    if (this.#store === null) throw new TypeError('resume() needs an executor made with { store }');
+    if (typeof suspensionId !== 'string') throw new TypeError('suspensionId must be a string');
+    if (!isObject(result) || typeof result.success !== 'boolean') {
+      throw new TypeError('result must be { success: true, value } or { success: false, error }');
+    }
+    const o = validateResumeOptions(options);
+    if (o.signal?.aborted) throw new AbortError(undefined, { cause: o.signal.reason });
+    const registry = buildRegistry(o.extensions);
     const rt = this.#runtime;
+    const stop = new Stop(o.signal, o.timeoutMs);
+    try {
+      return await this.#drive(o, registry, stop, async () => {
+        const blob = await this.#store.claim(suspensionId);
+        if (!blob) throw claimedElsewhere(suspensionId);
+        const pending = pendingCallsOf(await rt.importSuspension(blob, { result: true }));
+        if (!pending.some((call) => call.suspensionId === suspensionId)) {
+          await this.#cancel(pending);
+          throw claimedElsewhere(suspensionId);
+        }
+        const others = pending.filter((call) => call.suspensionId !== suspensionId);
+        const outcomes = await Promise.all(others.map((call) => callExtension(o.extensions, registry, call)));
+        return rt.resumeAll([
+          { suspensionId, result: result.success ? { success: true, value: result.value } : { success: false, error: message(result.error) } },
+          ...others.map((call, i) => ({ suspensionId: call.suspensionId, result: outcomes[i] })),
+        ]);
+      });
+    } finally {
+      stop.dispose();
+    }
+  }
+
+  // Into the store while the calls run. Should the store refuse it, the
+  // execution is imported back and goes on here: nothing is lost.
+  async #park(id) {
+    const blob = await this.#runtime.exportSuspension(id);
+    try {
+      await this.#store.put(id, blob, Math.max(1, peekSuspension(blob).expiresAt - Date.now()));
+      return true;
+    } catch {
+      await this.#runtime.importSuspension(blob);
+      return false;
+    }
+  }
+
+  async #unpark(id) {
+    const blob = await this.#store.claim(id);
+    if (!blob) throw claimedElsewhere(id);
+    await this.#runtime.importSuspension(blob);
+  }
+
+  async #drive(o, registry, stop, first) {
     const logs = []; // the whole execution's, for the error
     let result;
     try {
-      result = await (o.code !== undefined
-        ? rt.executeHandler(o.code, context, o.runTimeoutMs, { language: o.language })
-        : rt.executeCompiledHandler(o.bytecode, context, o.runTimeoutMs));
+      result = await first();
     } catch (err) {
       throw stop.error ?? err;
     }
@@ -342,14 +452,17 @@ class WasmSandboxExecutor {
         await this.#cancel(pending);
         throw stop.error;
       }
+      const stored = this.#store !== null && (await this.#park(pending[0].suspensionId));
       // All calls start now, in this tick; a stop does not wait for them
       // (their outcomes are dropped).
-      const calls = Promise.all(pending.map((call) => callExtension(o.extensions, context.extensionRegistry, call)));
+      const calls = Promise.all(pending.map((call) => callExtension(o.extensions, registry, call)));
       const outcomes = await stop.until(calls);
       if (stop.error) {
-        await this.#cancel(pending);
+        if (stored) await this.#store.delete(pending[0].suspensionId).catch(() => {});
+        else await this.#cancel(pending);
         throw stop.error;
       }
+      if (stored) await this.#unpark(pending[0].suspensionId);
       result = await this.#resume(pending, outcomes, stop);
     }
   }
