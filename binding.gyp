@@ -121,6 +121,8 @@
         'src/lazy.c',
         'src/suspend.c',
         'src/sync.c',
+        'src/task.c',
+        'src/transfer.c',
         'src/util.c',
         'src/watchdog.c',
         'src/worker.c',

@@ -435,7 +435,7 @@ class NexusRuntime {
     this.#requireKeys('exportSuspension');
     if (typeof suspensionId !== 'string') throw new TypeError('suspensionId must be a string');
     const build = this.engineBuild;
-    const payload = await this.#native.exportSuspension(suspensionId);
+    const payload = this.#native.exportSuspension(suspensionId);
     // The native header: magic, version, image digest, then the time it had
     // left to stay parked (ns).
     const remainingMs = Number(payload.readBigUInt64LE(40) / 1000000n);

@@ -581,55 +581,69 @@ static int get_id(napi_env env, size_t argc, napi_value *argv, uint8_t id[NX_SUS
   return nx_susp_parse_id(hex, len, id) == 0 ? 0 : -1;
 }
 
-/* exportSuspension(id: string) -> Promise<Buffer>: the parked execution's
- * bytes (portable.h); it is released here. */
+/* exportSuspension(id: string) -> Buffer: the parked execution's bytes
+ * (portable.h), written on this thread; it is released here. Throws an
+ * Error with code SUSPENSION_NOT_FOUND when no parked execution has the id. */
 static napi_value addon_export(napi_env env, napi_callback_info info) {
   NX_ARGV(1);
   uint8_t id[NX_SUSPENSION_ID_BYTES];
-  napi_value promise = NULL;
-  nx_job_t *job = NULL;
-  int rc;
+  napi_value buf;
+  char *bytes = NULL;
+  size_t len = 0;
+  int rc = NX_RC_NOTFOUND;
 
-  if (a->closing) return rejected(env, "SUSPENSION_NOT_FOUND", "runtime is shut down");
-  if (get_id(env, argc, argv, id) != 0)
-    return rejected(env, "SUSPENSION_NOT_FOUND", resume_error(NX_RC_NOTFOUND));
-  if ((job = calloc(1, sizeof *job)) == NULL) goto oom;
-  NX_CALL(track(env, a, job, &promise) == 0 ? napi_ok : napi_generic_failure);
-  rc = nx_runtime_export(a->rt, job, id);
-  if (rc == NX_RC_OK)
-    job = NULL; /* queued: its completion settles the promise */
-  else
-    untrack(env, a, (nx_pending_t **)&job->data, "SUSPENSION_NOT_FOUND",
-            rc == NX_RC_NOTFOUND ? "No parked execution has this suspension id (unknown, expired, "
-                                   "resumed, exported, or running a segment now)"
-                                 : resume_error(rc));
-  goto done;
-oom:
-  napi_throw_error(env, NULL, "out of memory");
-  promise = NULL;
-  goto done;
+  if (a->rt && !a->closing && get_id(env, argc, argv, id) == 0)
+    rc = nx_runtime_export(a->rt, id, &bytes, &len);
+  if (rc == NX_RC_NOMEM) {
+    napi_throw_error(env, NULL, "out of memory while exporting the suspension");
+    return NULL;
+  }
+  if (rc != NX_RC_OK) {
+    napi_throw_error(env, "SUSPENSION_NOT_FOUND",
+                     rc == NX_RC_NOTFOUND
+                         ? "No parked execution has this suspension id (unknown, expired, resumed, "
+                           "exported, or running a segment now)"
+                         : "runtime is shut down");
+    return NULL;
+  }
+  NX_CALL(result_buffer(env, bytes, len, &buf));
+  return buf;
 fail:
   nx_args_throw_last(env, "exportSuspension failed");
-  promise = NULL;
-done:
-  nx_job_free(job);
-  return promise;
+  return NULL;
 }
 
 /* importSuspension(bytes: Buffer) -> Promise<Buffer>: parks the exported
- * execution here; resolves with its suspended result (pending calls). */
+ * execution here and resolves with its suspended result (its pending
+ * calls). In an idle sandbox it happens on this thread; when none is idle
+ * a worker does it once one is free. */
 static napi_value addon_import(napi_env env, napi_callback_info info) {
   NX_ARGV(1);
-  napi_value promise = NULL;
+  napi_value promise = NULL, buf;
   nx_job_t *job = NULL;
   bool is_buffer = false;
   void *data = NULL;
-  size_t len = 0;
+  size_t len = 0, rlen = 0;
+  char *result = NULL, why[160];
+  int rc;
 
   if (argc >= 1) NX_CALL(napi_is_buffer(env, argv[0], &is_buffer));
   NX_ASSERT(is_buffer, type, "importSuspension(bytes): bytes must be a Buffer");
   NX_CALL(napi_get_buffer_info(env, argv[0], &data, &len));
-  if (a->closing) return rejected(env, "SHUT_DOWN", "runtime is shut down");
+  if (a->rt == NULL || a->closing) return rejected(env, "SHUT_DOWN", "runtime is shut down");
+  rc = nx_runtime_import_now(a->rt, data, len, &result, &rlen, why, sizeof why);
+  if (rc == NX_RC_OK) {
+    napi_deferred d;
+    NX_CALL(napi_create_promise(env, &d, &promise));
+    if (result_buffer(env, result, rlen, &buf) == napi_ok)
+      napi_resolve_deferred(env, d, buf);
+    else
+      reject_with_code(env, d, NULL, "nexus-wasm-bridge: could not build the result");
+    return promise;
+  }
+  if (rc == NX_RC_INVALID || rc == NX_RC_NOMEM) return rejected(env, "INVALID_SUSPENSION", why);
+  if (rc == NX_RC_STOPPING) return rejected(env, "SHUT_DOWN", "runtime is shut down");
+  /* no sandbox idle: a worker imports it once one is free */
   if ((job = calloc(1, sizeof *job)) == NULL || (job->context = malloc(len ? len : 1)) == NULL)
     goto oom;
   memcpy(job->context, data, len);

@@ -306,63 +306,6 @@ done:
   return rc;
 }
 
-int nx_runtime_export(nx_runtime_t *rt, nx_job_t *job, const uint8_t *id) {
-  nx_susp_entry_t *e;
-  nx_task_t *task;
-  uint64_t now = nx_util_now_ns();
-  int rc = NX_RC_NOTFOUND;
-  pthread_mutex_lock(&rt->lock);
-  if (atomic_load(&rt->stopping)) {
-    rc = NX_RC_STOPPING;
-    goto done;
-  }
-  e = nx_susp_find(&rt->susp, id);
-  if (e == NULL || !e->task->parked) goto done;
-  task = e->task;
-  nx_susp_unpublish(&rt->susp, task);
-  nx_runtime_unpark(rt, task);
-  rt->nsuspended--;
-  task->counted = 0;
-  job->kind = NX_JOB_EXPORT;
-  job->task = task;
-  job->remaining_ns = task->deadline_ns > now ? task->deadline_ns - now : 1;
-  nx_runtime_push_resume(rt, job);
-  rc = NX_RC_OK;
-done:
-  pthread_mutex_unlock(&rt->lock);
-  return rc;
-}
-
-int nx_runtime_import(nx_runtime_t *rt, nx_job_t *job) {
-  job->kind = NX_JOB_IMPORT;
-  return nx_runtime_submit(rt, job);
-}
-
-uint8_t (*nx_runtime_parked_ids(nx_runtime_t *rt, uint32_t *n))[NX_SUSPENSION_ID_BYTES] {
-  uint8_t(*ids)[NX_SUSPENSION_ID_BYTES];
-  nx_link_t *l;
-  uint32_t i = 0, c;
-  pthread_mutex_lock(&rt->lock);
-  ids = malloc(((size_t)rt->susp.nparked + 1) * sizeof *ids);
-  for (l = rt->susp.parked.next; ids && l != &rt->susp.parked; l = l->next) {
-    nx_exec_t *ex = NX_LIST_ENTRY(l, nx_task_t, link)->exec;
-    for (c = 0; c < nx_engine_calls(ex) && !nx_engine_call_pending(ex, c); c++) {
-    }
-    if (c < nx_engine_calls(ex)) memcpy(ids[i++], nx_engine_call_id(ex, c), NX_SUSPENSION_ID_BYTES);
-  }
-  pthread_mutex_unlock(&rt->lock);
-  *n = i;
-  if (i == 0) {
-    free(ids);
-    return NULL;
-  }
-  return ids;
-}
-
-void nx_runtime_image_sha256(nx_runtime_t *rt, uint8_t out[32]) {
-  memcpy(out, nx_snap_sha256(rt->snap), 32);
-}
-
 int nx_runtime_cancel_suspended(nx_runtime_t *rt, const uint8_t *id) {
   nx_susp_entry_t *e;
   nx_task_t *task;

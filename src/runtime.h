@@ -14,7 +14,6 @@
 typedef enum {
   NX_JOB_EXECUTE, /* start an execution of `code` (see `mode`) */
   NX_JOB_RESUME,  /* answer pending calls of `task` and continue it */
-  NX_JOB_EXPORT,  /* write parked `task` out (portable.h) and release it */
   NX_JOB_IMPORT,  /* park the execution in `context` (bytes from an export) */
 } nx_job_kind_t;
 
@@ -34,7 +33,6 @@ typedef struct nx_job_s {
   nx_answer_t *answers;   /* resume: .call filled in by nx_runtime_resume */
   uint32_t nanswers;
   uint8_t *answer_bytes; /* the answers point into these */
-  uint64_t remaining_ns; /* export: how long the task had left to stay parked */
   char *result;          /* MessagePack WasmResult, malloc'd */
   size_t result_len;
   nx_exec_outcome_t outcome;
@@ -85,15 +83,22 @@ int nx_runtime_submit_many(nx_runtime_t *rt, nx_job_t **jobs, uint32_t n);
  * executions), NX_RC_STOPPING. */
 int nx_runtime_resume(nx_runtime_t *rt, nx_job_t *job,
                       const uint8_t (*ids)[NX_SUSPENSION_ID_BYTES]);
-/* Claims the parked execution owning `id` for an export job and queues it:
- * from here on no id of it is found. The job's result is the execution's
- * bytes (portable.h); a failed export parks it again. NX_RC_NOTFOUND
- * (unknown, or a segment of it is running), NX_RC_STOPPING. */
-int nx_runtime_export(nx_runtime_t *rt, nx_job_t *job, const uint8_t *id);
-/* Queues an import of job->context (bytes from an export, owned by the job
- * from here). The job's result is the execution's suspended result (its
- * pending calls, no effects); a refusal rejects it with
- * INVALID_SUSPENSION. NX_RC_STOPPING. */
+/* Writes the parked execution owning `id` into *out (malloc'd bytes,
+ * portable.h) on the calling thread and releases it: from here on no id
+ * of it is found, and a worker resets its sandbox. A failed export leaves
+ * it parked as it was. 0, NX_RC_NOTFOUND (unknown, or a segment of it is
+ * running), NX_RC_STOPPING, NX_RC_NOMEM. */
+int nx_runtime_export(nx_runtime_t *rt, const uint8_t *id, char **out, size_t *out_len);
+/* Parks the execution in `bytes` (from an export) on the calling thread,
+ * in an idle sandbox: *result is its suspended result (malloc'd: the
+ * pending calls, no effects). NX_RC_NOTFOUND when no sandbox is idle (then
+ * queue the import with nx_runtime_import); NX_RC_INVALID / NX_RC_NOMEM
+ * with `why` set when the bytes are refused; NX_RC_STOPPING. */
+int nx_runtime_import_now(nx_runtime_t *rt, const uint8_t *bytes, size_t len, char **result,
+                          size_t *result_len, char *why, size_t whylen);
+/* The same as a job a worker runs once a sandbox is free: job->context
+ * holds the bytes (owned by the job from here). A refusal rejects the job
+ * with INVALID_SUSPENSION. NX_RC_STOPPING. */
 int nx_runtime_import(nx_runtime_t *rt, nx_job_t *job);
 /* One suspension id of each parked execution (malloc'd, *n of them; NULL
  * with *n = 0 when none or out of memory). */

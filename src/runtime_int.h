@@ -147,6 +147,24 @@ static inline void nx_runtime_push_resume(nx_runtime_t *rt, nx_job_t *job) {
   nx_runtime_signal_work(rt);
 }
 
+/* task.c: what becomes of a task after a segment (any thread). */
+/* Reads in the handler the sandbox ran last, after a reset; -1 when the
+ * sandbox must be reset again and could not be. */
+int nx_task_preload(nx_runtime_t *rt, nx_sandbox_t *sb);
+/* Frees a task that is over, completes `job` (may be NULL), fails
+ * `waiters`, and gives its sandbox back to the pool once reset. */
+void nx_task_retire(nx_runtime_t *rt, nx_task_t *task, nx_job_t *job, nx_job_t *waiters);
+/* Under the lock: why the task cannot park (and its error code), or NULL
+ * when it can: then its ids are published. */
+const char *nx_task_cannot_park(nx_runtime_t *rt, nx_task_t *task, nx_error_code_t *code, char *msg,
+                                size_t len);
+/* Under the lock: parks it until deadline_ns, its sandbox (`bytes` of
+ * memory) out of the pool's count. */
+void nx_task_park(nx_runtime_t *rt, nx_task_t *task, uint64_t bytes, uint64_t deadline_ns);
+
+/* transfer.c: an import job, on the worker that took `sb` for it. */
+void nx_transfer_run_import(nx_runtime_t *rt, nx_job_t *job, nx_sandbox_t *sb, uint64_t before);
+
 /* worker.c: a worker thread's main loop. */
 void *nx_worker_main(void *arg);
 /* A segment's host calls and compile-cache outcome, into the metrics (the
