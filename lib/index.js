@@ -11,6 +11,7 @@ const { inferCapabilities } = require('./infer');
 const { languageOf, strip, engineLocation } = require('./typescript');
 const { WasmSandboxExecutor } = require('./executor');
 const errors = require('./errors');
+const { MemorySuspensionStore, RedisSuspensionStore } = require('./stores');
 
 // moreTypes: typed arrays and ArrayBuffers travel as extension 0x74, which
 // the native bridge understands in both directions (docs/marshaling.md).
@@ -411,4 +412,13 @@ class NexusRuntime {
   }
 }
 
-module.exports = { NexusRuntime, NexusState, WasmSandboxExecutor, validateConfig, inferCapabilities, ...errors };
+module.exports = {
+  NexusRuntime,
+  NexusState,
+  WasmSandboxExecutor,
+  MemorySuspensionStore,
+  RedisSuspensionStore,
+  validateConfig,
+  inferCapabilities,
+  ...errors,
+};
