@@ -1,5 +1,6 @@
 // Types for nexus-wasm-bridge. Hand-written; see docs/architecture.md and
 // docs/marshaling.md for the semantics behind each field.
+import type { Redis, RedisOptions } from 'ioredis';
 
 export type ErrorCode =
   | 'TIMEOUT'
@@ -403,6 +404,67 @@ export class WasmSandboxExecutor {
    * what a callback threw. An abort during a running segment takes effect when that segment returns.
    */
   execute(options: ExecuteOptions): Promise<unknown>;
+}
+
+/**
+ * Where exported suspension blobs wait, under their suspension id (32 lowercase hex digits), until one
+ * process claims them (lib/stores.js). Every method rejects (never throws) with a TypeError/RangeError
+ * for a bad argument.
+ */
+export interface SuspensionStore {
+  /**
+   * Stores blob under id for ttlMs ms (an integer in [1, 2^31-1]), replacing what id held. Rejects with
+   * an INVALID_SUSPENSION error (check 'format') when blob is not a suspension blob; the signature is
+   * not checked.
+   */
+  put(id: string, blob: Uint8Array, ttlMs: number): Promise<void>;
+  /**
+   * Takes the blob out: of any number of concurrent claims of one id, exactly one resolves with the
+   * blob, the others with null (as does an id never put, deleted or past its ttl). A blob whose nonce
+   * was already claimed through this store is deleted and the claim rejects with an INVALID_SUSPENSION
+   * error whose check is 'replay'. A claimed nonce is remembered until the blob's expiresAt plus
+   * replayMarginMs.
+   */
+  claim(id: string): Promise<Uint8Array | null>;
+  /** Removes the blob (its nonce is not recorded); true when there was one. */
+  delete(id: string): Promise<boolean>;
+}
+
+export interface SuspensionStoreOptions {
+  /** How long past a claimed blob's expiresAt its nonce is remembered (clock skew), ms; default 60000. */
+  replayMarginMs?: number;
+}
+
+/** A SuspensionStore in this process's memory: one claimant among this process's claims. */
+export class MemorySuspensionStore implements SuspensionStore {
+  constructor(options?: SuspensionStoreOptions);
+  put(id: string, blob: Uint8Array, ttlMs: number): Promise<void>;
+  claim(id: string): Promise<Uint8Array | null>;
+  delete(id: string): Promise<boolean>;
+}
+
+export interface RedisSuspensionStoreOptions extends SuspensionStoreOptions, RedisOptions {
+  /** A client of the caller's (the store defines one script command on it; close() leaves it open). */
+  redis?: Redis;
+  /** Without `redis`: the server to connect to (the store makes and owns the client). */
+  url?: string;
+  /** Key prefix; default 'nexus:suspension:'. Blobs live under `<prefix>s:<id>`, claimed nonces under `<prefix>n:<nonce>`. */
+  prefix?: string;
+}
+
+/**
+ * A SuspensionStore on Redis (>= 6.2), shared by any number of processes: one claimant among all of
+ * them (the claim is one Lua script). A client the store makes fails a command when the server is
+ * down or silent (maxRetriesPerRequest 2, connectTimeout and commandTimeout 5000 ms, unless given).
+ */
+export class RedisSuspensionStore implements SuspensionStore {
+  constructor(options?: RedisSuspensionStoreOptions);
+  readonly prefix: string;
+  put(id: string, blob: Uint8Array, ttlMs: number): Promise<void>;
+  claim(id: string): Promise<Uint8Array | null>;
+  delete(id: string): Promise<boolean>;
+  /** Quits the client the store made; a client given as `redis` is left open. */
+  close(): Promise<void>;
 }
 
 export interface NexusErrorDetails {

@@ -12,6 +12,7 @@ const { languageOf, strip, engineLocation } = require('./typescript');
 const { WasmSandboxExecutor } = require('./executor');
 const { sealSuspension, openSuspension, peekSuspension, InvalidSuspensionError } = require('./suspension');
 const errors = require('./errors');
+const { MemorySuspensionStore, RedisSuspensionStore } = require('./stores');
 
 // moreTypes: typed arrays and ArrayBuffers travel as extension 0x74, which
 // the native bridge understands in both directions (docs/marshaling.md).
@@ -541,4 +542,13 @@ class NexusRuntime {
   }
 }
 
-module.exports = { NexusRuntime, NexusState, WasmSandboxExecutor, validateConfig, inferCapabilities, ...errors };
+module.exports = {
+  NexusRuntime,
+  NexusState,
+  WasmSandboxExecutor,
+  MemorySuspensionStore,
+  RedisSuspensionStore,
+  validateConfig,
+  inferCapabilities,
+  ...errors,
+};

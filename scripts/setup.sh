@@ -1,7 +1,9 @@
 #!/bin/sh
 # One-time setup on a fresh Debian machine: system packages the build and the
-# tests need (prometheus only for its promtool), installed with apt only when
-# missing, npm dependencies, then the addon.
+# tests need (prometheus only for its promtool; redis-server, >= 6.2, for the
+# suspension store tests, which start their own servers on free ports: a
+# system server the package may start on 6379 is never used), installed with
+# apt only when missing, npm dependencies, then the addon.
 # Safe to run again: it skips what is already there.
 set -e
 cd "$(dirname "$0")/.."
@@ -12,6 +14,7 @@ command -v make >/dev/null 2>&1 || need="$need make"
 command -v gcc >/dev/null 2>&1 || need="$need gcc"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
 command -v promtool >/dev/null 2>&1 || need="$need prometheus"
+command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
 if [ -n "$need" ]; then
   echo "setup: installing$need"
   sudo=""
