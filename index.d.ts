@@ -280,8 +280,22 @@ export class NexusState {
   apply(mutations: StateMutation[]): this;
 }
 
+/** `config.suspensionKeys`: HMAC-SHA-256 keys of exported suspensions, each at least 16 bytes. */
+export type SuspensionKey = Buffer | Uint8Array | string;
+
 export class NexusRuntime {
-  constructor(config?: RuntimeConfig);
+  /**
+   * `config.suspensionKeys` (not part of `config` afterwards: keys stay private) signs and checks
+   * exported suspensions: the first key signs, any key is accepted (key rotation). Needed by
+   * exportSuspension(), importSuspension() and shutdown({ drainTo }).
+   */
+  constructor(config?: RuntimeConfig & { suspensionKeys?: SuspensionKey[] });
+  /**
+   * What an exported suspension must have been made by to import here: package and engine versions,
+   * a digest of the addon binary and of the snapshot image (which the options that shape the image,
+   * such as memoryLimitBytes, change).
+   */
+  readonly engineBuild: string;
   readonly config: Readonly<ResolvedConfig>;
   /** A `NexusState` holding `values` (default `{}`); TypeError for values that cannot cross. */
   createState(values?: Record<string, unknown>): NexusState;
@@ -335,11 +349,35 @@ export class NexusRuntime {
   resumeAll(answers: Array<{ suspensionId: string; result: ResumeResult }>): Promise<WasmResult>;
   /** Discards the parked execution owning `suspensionId`; resolves true if it existed (false after shutdown()). */
   cancelSuspended(suspensionId: string): Promise<boolean>;
+  /**
+   * The parked execution owning `suspensionId` as a signed blob (its memory where it differs from the
+   * snapshot image, its pending calls, remaining time and metrics), which importSuspension() in any
+   * process of the same engine build with one of the keys turns back into a suspension. The execution is
+   * released here: its ids reject with `SUSPENSION_NOT_FOUND` from now on. Rejects with
+   * `SUSPENSION_NOT_FOUND` for an id no parked execution has (or whose segment is running now), a
+   * TypeError without `config.suspensionKeys`.
+   */
+  exportSuspension(suspensionId: string): Promise<Uint8Array>;
+  /**
+   * Parks an exported execution here; resolves with its suspension id (with `{ result: true }`, its
+   * suspended result: `suspension` and `pendingCalls`, no effects). resumeHandler(), resumeAll() and
+   * cancelSuspended() then work as for a local suspension. The signature, expiry and engine build are
+   * checked before the native layer sees a byte, which checks every size and offset again. Refusals
+   * reject with an InvalidSuspensionError (`code: 'INVALID_SUSPENSION'`, `check` naming the check).
+   */
+  importSuspension(blob: Uint8Array): Promise<string>;
+  importSuspension(blob: Uint8Array, options: { result: true }): Promise<WasmResult>;
   getStats(): RuntimeStats;
   /** The runtime's metrics in the Prometheus text exposition format. Throws `code: 'SHUT_DOWN'` after shutdown(). */
   getPrometheusMetrics(): string;
   /** Rejects new calls, lets in-flight ones finish, frees everything. Idempotent. */
   shutdown(): Promise<void>;
+  /**
+   * The same, after exporting every parked execution to `drainTo` (put under its suspension id until it
+   * would have expired), so that another process can resume it. A segment still running that suspends
+   * after the drain ends with an error result, as without a store.
+   */
+  shutdown(options: { drainTo: SuspensionStore }): Promise<{ drained: string[]; failed: Array<{ suspensionId: string; error: Error }> }>;
   /**
    * Synchronous static analysis: the sorted capability tokens `code` can need
    * (the permissive fallback used when no capabilities are given). Names it
@@ -395,9 +433,29 @@ export type ExecuteOptions =
   | (ExecuteOptionsBase & { bytecode: Uint8Array; code?: undefined; language?: undefined; capabilities: CapabilityToken[] | string[] });
 
 /** Drives executions through suspend/resume: applies effects to the host state, performs the extension calls, resumes. */
+/** What executor.resume() takes: how to drive the execution on (the handler and its context are in the suspension). */
+export type ResumeOptions = Pick<
+  ExecuteOptionsBase,
+  'state' | 'extensions' | 'timeoutMs' | 'runTimeoutMs' | 'signal' | 'onMutations' | 'onEvents' | 'onViewCommands' | 'onLogs'
+>;
+
 export class WasmSandboxExecutor {
-  constructor(runtime: NexusRuntime);
+  /**
+   * With `store`, every suspension is exported to it while its extension calls run, so that any
+   * process's executor can resume it; this executor claims it back when its own calls finish, unless
+   * another process did first (then execute() rejects with `code: 'SUSPENSION_NOT_FOUND'`). If the store
+   * refuses the blob, the execution is imported back and goes on here.
+   */
+  constructor(runtime: NexusRuntime, options?: { store?: SuspensionStore });
   readonly runtime: NexusRuntime;
+  readonly store: SuspensionStore | null;
+  /**
+   * Claims `suspensionId` from the store (the process that parked it may be gone), answers that call
+   * with `result`, performs the execution's other pending calls with `options.extensions`, and drives
+   * it to its end as execute() does. Rejects with `code: 'SUSPENSION_NOT_FOUND'` when the store does not
+   * have it (claimed by another process, or expired).
+   */
+  resume(suspensionId: string, result: ResumeResult, options: ResumeOptions): Promise<unknown>;
   /**
    * Resolves with the handler's return value. Rejects with a NexusError subclass for a failed handler,
    * AbortError (signal) or TimeoutError (overall deadline), a TypeError/RangeError for bad options, or
@@ -520,6 +578,17 @@ export class ResourceLimitError extends NexusError {
 export class AbortError extends NexusError {
   constructor(message?: string, details?: NexusErrorDetails);
   readonly code: 'ABORTED';
+}
+/**
+ * A suspension blob refused by importSuspension() or a store: `check` says which check failed
+ * ('format': not a blob, truncated or padded; 'signature'; 'expiry'; 'build': another engine build;
+ * 'payload': does not inflate; 'replay': imported here, or claimed from the store, already; 'engine':
+ * the native layer refused the bytes, or its ids are parked here already, or it may not park).
+ */
+export class InvalidSuspensionError extends Error {
+  constructor(check: string, message: string);
+  readonly code: 'INVALID_SUSPENSION';
+  readonly check: 'format' | 'signature' | 'expiry' | 'build' | 'payload' | 'replay' | 'engine';
 }
 /** Maps a WasmResult.error to its class; an unknown code gives an InternalError naming it. */
 export function errorFromResult(error: WasmError | undefined, extras?: NexusErrorDetails): NexusError;

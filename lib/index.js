@@ -548,6 +548,7 @@ module.exports = {
   WasmSandboxExecutor,
   MemorySuspensionStore,
   RedisSuspensionStore,
+  InvalidSuspensionError,
   validateConfig,
   inferCapabilities,
   ...errors,
