@@ -499,6 +499,8 @@ void fz_runtime_start(const nx_config_t *cfg) {
   if (runtime == NULL) fz_fail("nx_runtime_start: %s", err);
 }
 
+nx_runtime_t *fz_runtime(void) { return runtime; }
+
 static void *copy_bytes(const void *p, size_t n) {
   void *out = malloc(n ? n : 1);
   if (out == NULL) fz_fail("out of memory");
@@ -518,6 +520,30 @@ nx_job_t *fz_execute(nx_exec_mode_t mode, const void *code, size_t code_len, con
   job->context_len = context_len;
   job->data = &w;
   if (nx_runtime_submit(runtime, job) != 0) fz_fail("the runtime refused a job");
+  wait_done(&w);
+  job->data = NULL;
+  return job;
+}
+
+nx_job_t *fz_import(const uint8_t *bytes, size_t len) {
+  nx_job_t *job = calloc(1, sizeof *job);
+  waiter_t w = {0};
+  char why[160];
+  int rc;
+  if (job == NULL) fz_fail("out of memory");
+  job->outcome.status = NX_STATUS_SUSPENDED;
+  rc = nx_runtime_import_now(runtime, bytes, len, &job->result, &job->result_len, why, sizeof why);
+  if (rc == NX_RC_OK) return job;
+  if (rc == NX_RC_INVALID || rc == NX_RC_NOMEM) {
+    job->reject_code = "INVALID_SUSPENSION";
+    snprintf(job->reject_message, sizeof job->reject_message, "%s", why);
+    return job;
+  }
+  if (rc != NX_RC_NOTFOUND) fz_fail("nx_runtime_import_now: %d", rc);
+  job->context = copy_bytes(bytes, len);
+  job->context_len = len;
+  job->data = &w;
+  if (nx_runtime_import(runtime, job) != 0) fz_fail("the runtime refused an import job");
   wait_done(&w);
   job->data = NULL;
   return job;

@@ -80,12 +80,19 @@ void fz_result_check(const char *buf, size_t len, fz_result_t *out);
 
 /* Starts the runtime once for the whole fuzzing session. */
 void fz_runtime_start(const nx_config_t *cfg);
+/* That runtime, for the calls a harness makes itself. */
+nx_runtime_t *fz_runtime(void);
 
 /* Runs one execution to its first result. `code` and `context` are copied
  * into the job (the job owns malloc'd copies, as the addon's jobs do). The
  * returned job is completed: free it with nx_job_free(). */
 nx_job_t *fz_execute(nx_exec_mode_t mode, const void *code, size_t code_len, const uint8_t *context,
                      size_t context_len);
+
+/* Imports exported bytes (src/transfer.c) on this thread when a sandbox is
+ * idle, else as a job; returns the completed job: its result is the
+ * suspended result, or reject_code says why the bytes were refused. */
+nx_job_t *fz_import(const uint8_t *bytes, size_t len);
 
 /* Checks a completed job's result and, while it is suspended, resumes it
  * with answers chosen by `in` or cancels it, so no suspended execution is
