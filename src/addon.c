@@ -15,6 +15,7 @@
 #include "runtime.h"
 #include "suspend.h"
 #include "sync.h"
+#include "util.h"
 
 /* Every napi_status is checked: a failed call jumps to the function's one
  * cleanup label. */
@@ -673,13 +674,12 @@ static napi_value addon_image_sha256(napi_env env, napi_callback_info info) {
   uint8_t sha[32];
   char hex[65];
   napi_value result;
-  int i;
   if (a->rt == NULL || a->closed) {
     napi_throw_error(env, "SHUT_DOWN", "runtime is shut down");
     return NULL;
   }
   nx_runtime_image_sha256(a->rt, sha);
-  for (i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+  nx_util_hex_encode(sha, sizeof sha, hex);
   NX_CALL(napi_create_string_utf8(env, hex, 64, &result));
   return result;
 fail:
@@ -694,11 +694,10 @@ static napi_value addon_parked_ids(napi_env env, napi_callback_info info) {
   napi_value arr, s;
   char hex[2 * NX_SUSPENSION_ID_BYTES + 1];
   uint32_t n = 0, i;
-  int k;
   if (a->rt && !a->closed) ids = nx_runtime_parked_ids(a->rt, &n);
   NX_CALL(napi_create_array_with_length(env, n, &arr));
   for (i = 0; i < n; i++) {
-    for (k = 0; k < NX_SUSPENSION_ID_BYTES; k++) snprintf(hex + 2 * k, 3, "%02x", ids[i][k]);
+    nx_util_hex_encode(ids[i], NX_SUSPENSION_ID_BYTES, hex);
     NX_CALL(napi_create_string_utf8(env, hex, 2 * NX_SUSPENSION_ID_BYTES, &s));
     NX_CALL(napi_set_element(env, arr, i, s));
   }

@@ -519,15 +519,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   nx_config_t cfg;
   (void)argc;
   (void)argv;
-  nx_config_defaults(&cfg);
-  /* Bounds checks: see scripts/fuzz.sh. */
-  cfg.memory_check = NX_MEMORY_CHECK_BOUNDS;
-  cfg.workers = 1;
-  cfg.max_instances = 2;
-  cfg.max_result_bytes = 256u << 10;
-  cfg.memory_limit = 16u << 20;
-  cfg.default_timeout_ms = 50;
-  cfg.max_host_calls = 1000;
+  fz_config(&cfg);
   cfg.max_cache_bytes = 4u << 20; /* every handler is new: keep the cache small */
   fz_runtime_start(&cfg);
   src_buf = malloc(SRC_CAP);

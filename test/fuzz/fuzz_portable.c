@@ -34,12 +34,14 @@ static const char *const handlers[NSEEDS] = {
 
 /* Runs a handler to its first suspension and exports it. */
 static void make_seed(int i, const uint8_t *context, size_t context_len) {
-  nx_job_t *job = fz_execute(NX_MODE_SOURCE, handlers[i], strlen(handlers[i]), context, context_len);
+  nx_job_t *job =
+      fz_execute(NX_MODE_SOURCE, handlers[i], strlen(handlers[i]), context, context_len);
   fz_result_t res;
   char *bytes = NULL;
   size_t len = 0;
   fz_result_check(job->result, job->result_len, &res);
-  if (strcmp(res.status, "suspended") != 0) fz_fail("seed handler %d did not suspend: %s", i, res.message);
+  if (strcmp(res.status, "suspended") != 0)
+    fz_fail("seed handler %d did not suspend: %s", i, res.message);
   if (nx_runtime_export(fz_runtime(), res.ids[0], &bytes, &len) != NX_RC_OK)
     fz_fail("seed handler %d could not be exported", i);
   seeds[i] = (uint8_t *)bytes;
@@ -56,14 +58,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   int i;
   (void)argc;
   (void)argv;
-  nx_config_defaults(&cfg);
-  cfg.memory_check = NX_MEMORY_CHECK_BOUNDS; /* see scripts/fuzz.sh */
-  cfg.workers = 1;
-  cfg.max_instances = 2;
-  cfg.max_result_bytes = 256u << 10;
-  cfg.memory_limit = 16u << 20;
-  cfg.default_timeout_ms = 50;
-  cfg.max_host_calls = 1000;
+  fz_config(&cfg);
   fz_runtime_start(&cfg);
   fz_context(caps, sizeof caps / sizeof caps[0], &context, &context_len);
   for (i = 0; i < NSEEDS; i++) make_seed(i, context, context_len);

@@ -501,6 +501,17 @@ void fz_runtime_start(const nx_config_t *cfg) {
 
 nx_runtime_t *fz_runtime(void) { return runtime; }
 
+void fz_config(nx_config_t *cfg) {
+  nx_config_defaults(cfg);
+  cfg->memory_check = NX_MEMORY_CHECK_BOUNDS;
+  cfg->workers = 1;
+  cfg->max_instances = 2;
+  cfg->max_result_bytes = 256u << 10;
+  cfg->memory_limit = 16u << 20;
+  cfg->default_timeout_ms = 50;
+  cfg->max_host_calls = 1000;
+}
+
 static void *copy_bytes(const void *p, size_t n) {
   void *out = malloc(n ? n : 1);
   if (out == NULL) fz_fail("out of memory");

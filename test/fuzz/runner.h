@@ -78,6 +78,11 @@ void fz_result_check(const char *buf, size_t len, fz_result_t *out);
 
 /* ---- the runtime ------------------------------------------------------------ */
 
+/* The harnesses' configuration: one worker, small limits, short timeouts,
+ * bounds checks (guard pages would take libFuzzer's own SIGSEGV: see
+ * scripts/fuzz.sh). */
+void fz_config(nx_config_t *cfg);
+
 /* Starts the runtime once for the whole fuzzing session. */
 void fz_runtime_start(const nx_config_t *cfg);
 /* That runtime, for the calls a harness makes itself. */
