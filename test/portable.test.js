@@ -251,8 +251,7 @@ test('the same blob twice: replay; a new export of the same execution imports on
   const again = await B.exportSuspension(id);
   assert.equal(await B.importSuspension(again), id);
   await assert.rejects(B.importSuspension(again), invalid('replay'));
-  // The first blob is still a replay here, but a runtime that never saw it
-  // takes it: a blob is a bearer token until its expiry (stores claim once).
+  // The first blob is still a replay here.
   await assert.rejects(B.importSuspension(blob), invalid('replay'));
   assert.equal((await B.resumeAll([answer40(id)])).returnValue, 42);
 });
