@@ -459,8 +459,10 @@ class NexusRuntime {
     try {
       result = packr.unpack(await this.#native.importSuspension(opened.payload));
     } catch (err) {
+      // Not imported: it may be tried again (a refusal may be for now only:
+      // maxSuspended reached, or the same execution parked here already).
+      this.#imported.delete(opened.nonce);
       if (err.code === 'INVALID_SUSPENSION') throw new InvalidSuspensionError('engine', err.message);
-      this.#imported.delete(opened.nonce); // not imported: it may be tried again
       throw err;
     }
     return options?.result ? result : opened.suspensionId;
