@@ -229,6 +229,13 @@ int nx_portable_import(nx_sandbox_t *sb, const nx_engine_t *engine, const nx_por
   guest_mono += now > then ? now - then : 0;
   sb->clock_offset_ns = (int64_t)(guest_mono - nx_util_now_ns());
   if ((why = load_memory(sb, img, &in)) != NULL) goto fail;
+  /* Guest addresses the host itself writes through: inside the memory. */
+  if ((uint64_t)sb->inst.w2c___stack_pointer > sb->inst.w2c_memory.size ||
+      (uint64_t)sb->scratch + sb->scratch_cap > sb->inst.w2c_memory.size ||
+      (sb->scratch == 0) != (sb->scratch_cap == 0)) {
+    why = "sandbox fields";
+    goto fail;
+  }
   if ((why = load_exec(sb, engine, &in, &ex)) != NULL) goto fail;
   if (nx_engine_suspended_result(ex, result, result_len) != NX_RC_OK) {
     why = "host out of memory";
