@@ -70,6 +70,19 @@ function peekSuspension(blob) {
   };
 }
 
+// Nonces come from a pool refilled 4 KiB at a time, as crypto.randomUUID()
+// does: one call into the kernel's generator per 256 nonces.
+const pool = Buffer.alloc(4096);
+let poolAt = pool.length;
+function nonceInto(buf, at) {
+  if (poolAt === pool.length) {
+    crypto.randomFillSync(pool);
+    poolAt = 0;
+  }
+  pool.copy(buf, at, poolAt, poolAt + 16);
+  poolAt += 16;
+}
+
 function mac(key, body) {
   return crypto.createHmac('sha256', key).update(body).digest();
 }
@@ -82,7 +95,7 @@ function sealSuspension(keys, { build, suspensionId, expiresAt, payload }) {
   const body = Buffer.allocUnsafe(FIXED + buildBytes.length + 4 + packed.length + MAC_BYTES);
   MAGIC.copy(body, 0);
   body[4] = VERSION;
-  crypto.randomFillSync(body, 5, 16);
+  nonceInto(body, 5);
   body.writeBigUInt64LE(BigInt(Math.floor(expiresAt)), 21);
   body.write(suspensionId, 29, 16, 'hex');
   body.writeUInt16LE(buildBytes.length, 45);

@@ -18,8 +18,9 @@
 #define WASM_PAGE 65536u
 /* Differences are found and kept in blocks of this many bytes: a changed
  * page usually differs in a few words (a free list, a counter), and the
- * unchanged rest of it need not travel. */
-#define BLOCK 64u
+ * unchanged rest of it need not travel. For a trivial suspension, 16 makes
+ * 7.2 KB of memory runs where 64 made 12.4 KB (8: 5.8 KB, in more runs). */
+#define BLOCK 16u
 
 static uint64_t wall_ns(void) {
   struct timespec ts;
