@@ -614,7 +614,11 @@ static int header_of(const uint8_t *p, size_t len, uint32_t *n, uint8_t *is_map)
   return 0;
 }
 
-static int restore_node(nx_exec_t *ex, nx_wire_rd_t *in, nx_lazy_t *node) {
+/* `budget`: bytes the nodes may still have validated. Each node validates
+ * its container again, and crafted nodes could all name one big container:
+ * the budget keeps an import linear in the context (nested containers
+ * count once per level, and values nest 32 levels at most). */
+static int restore_node(nx_exec_t *ex, nx_wire_rd_t *in, nx_lazy_t *node, uint64_t *budget) {
   const nx_state_t *st = &ex->state;
   uint8_t root = nx_wire_get_bool(in), flags, is_map = 0;
   uint32_t ref = nx_wire_get_u32(in), n = nx_wire_get_u32(in), hn = 0, i;
@@ -636,13 +640,15 @@ static int restore_node(nx_exec_t *ex, nx_wire_rd_t *in, nx_lazy_t *node) {
     node->offsets = k->item_offsets;
     node->noffsets = k->nitem_offsets;
     span = k->orig_len;
+    if (span > *budget) return NX_RC_INVALID;
   } else {
     if (ref >= ex->context_len) return NX_RC_INVALID;
     node->at = ex->context + ref;
     span = nx_mp_validate_one(node->at, ex->context_len - ref, NX_LIMIT_HOST_DEPTH);
-    if (span == 0) return NX_RC_INVALID;
+    if (span == 0 || span > *budget) return NX_RC_INVALID;
     node->checked = 1;
   }
+  *budget -= span;
   if (header_of(node->at, span, &hn, &is_map) != 0 || hn != n || is_map != !!(flags & NODE_MAP))
     return NX_RC_INVALID;
   node->n = n;
@@ -665,13 +671,14 @@ static int restore_node(nx_exec_t *ex, nx_wire_rd_t *in, nx_lazy_t *node) {
 int nx_lazy_restore(nx_exec_t *ex, nx_wire_rd_t *in) {
   nx_lazy_table_t *t = &ex->lazy;
   uint32_t n = nx_wire_get_u32(in), cap = 32;
+  uint64_t budget = (uint64_t)NX_LIMIT_HOST_DEPTH * ex->context_len + (1u << 20);
   if (in->bad || n > ex->context_len) return NX_RC_INVALID; /* each node has bytes of its own */
   if (n == 0) return NX_RC_OK;
   t->nodes = nx_mem_calloc(&ex->mem, n, sizeof *t->nodes);
   if (t->nodes == NULL) return NX_RC_NOMEM;
   t->cap = n;
   for (t->n = 0; t->n < n; t->n++)
-    if (restore_node(ex, in, &t->nodes[t->n]) != NX_RC_OK) return NX_RC_INVALID;
+    if (restore_node(ex, in, &t->nodes[t->n], &budget) != NX_RC_OK) return NX_RC_INVALID;
   while (cap < 2 * n) cap *= 2;
   return by_proxy_rebuild(t, &ex->mem, cap);
 }
