@@ -457,7 +457,7 @@ class NexusRuntime {
     this.#imported.set(opened.nonce, opened.expiresAt);
     let result;
     try {
-      result = packr.unpack(await this.#native.importSuspension(opened.payload));
+      result = await this.#native.importSuspension(opened.payload);
     } catch (err) {
       // Not imported: it may be tried again (a refusal may be for now only:
       // maxSuspended reached, or the same execution parked here already).
@@ -465,7 +465,7 @@ class NexusRuntime {
       if (err.code === 'INVALID_SUSPENSION') throw new InvalidSuspensionError('engine', err.message);
       throw err;
     }
-    return options?.result ? result : opened.suspensionId;
+    return options?.result ? packr.unpack(result) : opened.suspensionId;
   }
 
   getStats() {

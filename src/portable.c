@@ -28,41 +28,60 @@ static uint64_t wall_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* BLOCK bytes at a against the same at b (zeros when b is NULL), as two
+ * words: a call to memcmp per block would cost more than the compare. */
 static int block_differs(const uint8_t *a, const uint8_t *b) {
-  static const uint8_t zero[BLOCK];
-  return memcmp(a, b ? b : zero, BLOCK) != 0;
+  uint64_t x[2], y[2] = {0, 0};
+  memcpy(x, a, sizeof x);
+  if (b) memcpy(y, b, sizeof y);
+  return ((x[0] ^ y[0]) | (x[1] ^ y[1])) != 0;
+}
+
+/* The writer's state: the run of differing blocks being collected. */
+typedef struct {
+  nx_buf_t *out;
+  const uint8_t *mem;
+  size_t start;
+  int open;
+} mem_runs_t;
+
+static void run_close(mem_runs_t *r, size_t at) {
+  if (r->open) nx_wire_bytes(r->out, r->mem + r->start, at - r->start);
+  r->open = 0;
+}
+
+/* One page (of the OS's size) at `at`, against `base` (NULL: zeros). */
+static void save_page(mem_runs_t *r, size_t at, size_t page, const uint8_t *base) {
+  size_t end = at + page;
+  for (; at < end; at += BLOCK) {
+    if (!block_differs(r->mem + at, base ? base + at : NULL)) {
+      run_close(r, at);
+    } else if (!r->open) {
+      nx_wire_u32(r->out, (uint32_t)at);
+      r->start = at;
+      r->open = 1;
+    }
+  }
 }
 
 /* Runs of differing blocks, as (offset, length, bytes), then (0, 0). Past
- * the image, memory the guest grew is compared with zeros. */
+ * the image, memory the guest grew is compared with zeros. Pages the
+ * sandbox still shares with the image, and private ones equal to it as a
+ * whole, are skipped at once. */
 static void save_memory(const nx_sandbox_t *sb, const nx_portable_image_t *img, nx_buf_t *out) {
-  const uint8_t *mem = sb->inst.w2c_memory.data;
-  size_t size = (size_t)sb->inst.w2c_memory.pages * WASM_PAGE, at = 0, run = 0;
-  int in_run = 0;
+  mem_runs_t r = {out, sb->inst.w2c_memory.data, 0, 0};
+  size_t size = (size_t)sb->inst.w2c_memory.pages * WASM_PAGE, at;
   nx_wire_u32(out, sb->inst.w2c_memory.pages);
-  while (at < size) {
-    int differs;
-    if (at < img->size && at % img->page == 0 && img->changed && !img->changed[at / img->page]) {
-      /* still the image's own page: nothing to compare */
-      if (in_run) {
-        nx_wire_bytes(out, mem + run, at - run);
-        in_run = 0;
-      }
-      at += img->page;
+  for (at = 0; at < size; at += img->page) {
+    const uint8_t *base = at < img->size ? img->bytes : NULL;
+    if (base && ((img->changed && !img->changed[at / img->page]) ||
+                 memcmp(r.mem + at, base + at, img->page) == 0)) {
+      run_close(&r, at);
       continue;
     }
-    differs = block_differs(mem + at, at < img->size ? img->bytes + at : NULL);
-    if (differs && !in_run) {
-      nx_wire_u32(out, (uint32_t)at);
-      run = at;
-      in_run = 1;
-    } else if (!differs && in_run) {
-      nx_wire_bytes(out, mem + run, at - run);
-      in_run = 0;
-    }
-    at += BLOCK;
+    save_page(&r, at, img->page, base);
   }
-  if (in_run) nx_wire_bytes(out, mem + run, at - run);
+  run_close(&r, size);
   nx_wire_u32(out, 0);
   nx_wire_u32(out, 0);
 }
