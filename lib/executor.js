@@ -379,7 +379,8 @@ class WasmSandboxExecutor {
       return await this.#drive(o, registry, stop, async () => {
         const blob = await this.#store.claim(suspensionId);
         if (!blob) throw claimedElsewhere(suspensionId);
-        const pending = pendingCallsOf(await rt.importSuspension(blob, { result: true }));
+        const returnTo = { store: this.#store, id: suspensionId };
+        const pending = pendingCallsOf(await rt.importSuspension(blob, { result: true, returnTo }));
         if (!pending.some((call) => call.suspensionId === suspensionId)) {
           await this.#cancel(pending);
           throw claimedElsewhere(suspensionId);
@@ -412,7 +413,7 @@ class WasmSandboxExecutor {
   async #unpark(id) {
     const blob = await this.#store.claim(id);
     if (!blob) throw claimedElsewhere(id);
-    await this.#runtime.importSuspension(blob);
+    await this.#runtime.importSuspension(blob, { returnTo: { store: this.#store, id } });
   }
 
   async #drive(o, registry, stop, first) {

@@ -446,7 +446,12 @@ class NexusRuntime {
   // Parks an exported execution here. Resolves with its suspension id, or
   // with options.result its suspended result (pendingCalls: what it waits
   // for). Refusals reject with code INVALID_SUSPENSION and `check`: format,
-  // signature, expiry, build, payload, replay or engine.
+  // signature, expiry, build, payload, replay or engine; a refusal that is
+  // not the blob's fault with SHUT_DOWN, RESOURCE_LIMIT (maxSuspended) or
+  // INTERNAL_ERROR. options.returnTo ({ store, id }): after such a refusal,
+  // the blob goes back into that store under `id`, signed again with a new
+  // nonce (a store refuses the claimed one), so a blob claimed for this
+  // import is not lost.
   async importSuspension(blob, options) {
     if (this.#shutdown) throw shutDownError();
     this.#requireKeys('importSuspension');
@@ -455,6 +460,11 @@ class NexusRuntime {
     for (const [nonce, expiresAt] of this.#imported) if (expiresAt <= now) this.#imported.delete(nonce);
     if (this.#imported.has(opened.nonce)) throw new InvalidSuspensionError('replay', 'this blob was imported here already');
     this.#imported.set(opened.nonce, opened.expiresAt);
+    // It parks here until the blob expires (time spent in a store counts),
+    // and no longer than this runtime's own suspensionTimeoutMs: the native
+    // header's remaining time (ns, at offset 40) is rewritten to say so.
+    const remainingMs = Math.max(1, Math.min(opened.expiresAt - now, this.#config.suspensionTimeoutMs));
+    if (opened.payload.length >= 48) opened.payload.writeBigUInt64LE(BigInt(remainingMs) * 1000000n, 40);
     let result;
     try {
       result = await this.#native.importSuspension(opened.payload);
@@ -463,6 +473,11 @@ class NexusRuntime {
       // maxSuspended reached, or the same execution parked here already).
       this.#imported.delete(opened.nonce);
       if (err.code === 'INVALID_SUSPENSION') throw new InvalidSuspensionError('engine', err.message);
+      const back = options?.returnTo;
+      if (back && opened.expiresAt > Date.now()) {
+        const again = sealSuspension(this.#keys, { ...opened, payload: opened.payload });
+        await back.store.put(back.id, again, Math.max(1, opened.expiresAt - Date.now())).catch(() => {});
+      }
       throw err;
     }
     return options?.result ? packr.unpack(result) : opened.suspensionId;

@@ -626,13 +626,14 @@ static napi_value addon_import(napi_env env, napi_callback_info info) {
   void *data = NULL;
   size_t len = 0, rlen = 0;
   char *result = NULL, why[160];
+  const char *reject = "INVALID_SUSPENSION";
   int rc;
 
   if (argc >= 1) NX_CALL(napi_is_buffer(env, argv[0], &is_buffer));
   NX_ASSERT(is_buffer, type, "importSuspension(bytes): bytes must be a Buffer");
   NX_CALL(napi_get_buffer_info(env, argv[0], &data, &len));
   if (a->rt == NULL || a->closing) return rejected(env, "SHUT_DOWN", "runtime is shut down");
-  rc = nx_runtime_import_now(a->rt, data, len, &result, &rlen, why, sizeof why);
+  rc = nx_runtime_import_now(a->rt, data, len, &result, &rlen, &reject, why, sizeof why);
   if (rc == NX_RC_OK) {
     napi_deferred d;
     NX_CALL(napi_create_promise(env, &d, &promise));
@@ -642,8 +643,8 @@ static napi_value addon_import(napi_env env, napi_callback_info info) {
       reject_with_code(env, d, NULL, "nexus-wasm-bridge: could not build the result");
     return promise;
   }
-  if (rc == NX_RC_INVALID || rc == NX_RC_NOMEM) return rejected(env, "INVALID_SUSPENSION", why);
   if (rc == NX_RC_STOPPING) return rejected(env, "SHUT_DOWN", "runtime is shut down");
+  if (rc != NX_RC_NOTFOUND) return rejected(env, reject, why);
   /* no sandbox idle: a worker imports it once one is free */
   if ((job = calloc(1, sizeof *job)) == NULL || (job->context = malloc(len ? len : 1)) == NULL)
     goto oom;

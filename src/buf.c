@@ -14,7 +14,7 @@ void nx_buf_init(nx_buf_t *b, nx_mem_t *mem, nx_budget_t *budget) {
 int nx_buf_write(nx_buf_t *b, const void *p, size_t n) {
   if (b->refused) return -1;
   if (n == 0) return 0; /* p may be NULL then */
-  if (b->budget && n > b->budget->limit - b->budget->used) {
+  if (b->budget && (b->budget->used > b->budget->limit || n > b->budget->limit - b->budget->used)) {
     b->refused = NX_BUF_OVER;
     return -1;
   }

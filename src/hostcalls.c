@@ -576,8 +576,12 @@ void nx_host_save(const nx_exec_t *ex, nx_buf_t *out) {
 int nx_host_restore(nx_exec_t *ex, nx_wire_rd_t *in) {
   uint64_t host_calls = nx_wire_get_u64(in);
   uint32_t n = nx_wire_get_u32(in), i;
-  uint64_t limit = ex->cfg->max_result_bytes;
-  if (in->bad || n == 0 || n > limit / CALL_OVERHEAD) return NX_RC_INVALID;
+  uint64_t limit = ex->cfg->max_result_bytes, pending = 0, first = 0;
+  /* Each call was a host call, and takes 29 bytes at the least here: no
+   * count the bytes cannot back is allocated for. */
+  if (in->bad || n == 0 || n > host_calls || n > limit / CALL_OVERHEAD ||
+      n > (size_t)(in->end - in->p) / 29)
+    return NX_RC_INVALID;
   ex->calls = nx_mem_calloc(&ex->mem, n, sizeof *ex->calls);
   if (ex->calls == NULL) return NX_RC_NOMEM;
   ex->calls_cap = n;
@@ -608,6 +612,13 @@ int nx_host_restore(nx_exec_t *ex, nx_wire_rd_t *in) {
     c->charge = CALL_OVERHEAD + elen + mlen + alen;
     ex->ncalls++;
     ex->nanswered += answered;
+    if (!answered) {
+      if (first == 0) first = c->charge;
+      pending += c->charge;
+    }
   }
-  return ex->nanswered < ex->ncalls ? NX_RC_OK : NX_RC_INVALID; /* something to resume */
+  /* Something to resume, and within the result budget every later result
+   * charges these calls to (nx_host_begin_segment), as add_call made sure
+   * for calls made here: another runtime may have a larger one. */
+  return ex->nanswered < ex->ncalls && pending + first <= limit ? NX_RC_OK : NX_RC_INVALID;
 }

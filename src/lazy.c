@@ -633,12 +633,12 @@ static int restore_node(nx_exec_t *ex, nx_wire_rd_t *in, nx_lazy_t *node, uint64
   if (flags & NODE_INDEXED) fetched = nx_wire_take(in, n);
   if (in->bad || flags >= 16 || n > NX_ATOM_MAX_INT) return NX_RC_INVALID;
   if (root) {
+    /* Its key was loaded, so nx_state_restore validated its value whole:
+     * the items are indexed from it as from any validated container. */
     const nx_state_key_t *k = ref < st->nsnap ? &st->keys[ref] : NULL;
-    if (k == NULL || k->orig == NULL) return NX_RC_INVALID;
+    if (k == NULL || k->orig == NULL || !k->checked) return NX_RC_INVALID;
     node->at = k->orig;
     node->end = k->orig + k->orig_len;
-    node->offsets = k->item_offsets;
-    node->noffsets = k->nitem_offsets;
     span = k->orig_len;
     if (span > *budget) return NX_RC_INVALID;
   } else {
@@ -646,10 +646,11 @@ static int restore_node(nx_exec_t *ex, nx_wire_rd_t *in, nx_lazy_t *node, uint64
     node->at = ex->context + ref;
     span = nx_mp_validate_one(node->at, ex->context_len - ref, NX_LIMIT_HOST_DEPTH);
     if (span == 0 || span > *budget) return NX_RC_INVALID;
-    node->checked = 1;
   }
+  node->checked = 1;
   *budget -= span;
-  if (header_of(node->at, span, &hn, &is_map) != 0 || hn != n || is_map != !!(flags & NODE_MAP))
+  if (header_of(node->at, span, &hn, &is_map) != 0 || hn != n || n > span ||
+      is_map != !!(flags & NODE_MAP))
     return NX_RC_INVALID;
   node->n = n;
   node->is_map = is_map;
@@ -672,7 +673,8 @@ int nx_lazy_restore(nx_exec_t *ex, nx_wire_rd_t *in) {
   nx_lazy_table_t *t = &ex->lazy;
   uint32_t n = nx_wire_get_u32(in), cap = 32;
   uint64_t budget = (uint64_t)NX_LIMIT_HOST_DEPTH * ex->context_len + (1u << 20);
-  if (in->bad || n > ex->context_len) return NX_RC_INVALID; /* each node has bytes of its own */
+  /* each node names bytes of its own, and takes 30 bytes here at the least */
+  if (in->bad || n > ex->context_len || n > (size_t)(in->end - in->p) / 30) return NX_RC_INVALID;
   if (n == 0) return NX_RC_OK;
   t->nodes = nx_mem_calloc(&ex->mem, n, sizeof *t->nodes);
   if (t->nodes == NULL) return NX_RC_NOMEM;

@@ -92,13 +92,15 @@ int nx_runtime_export(nx_runtime_t *rt, const uint8_t *id, char **out, size_t *o
 /* Parks the execution in `bytes` (from an export) on the calling thread,
  * in an idle sandbox: *result is its suspended result (malloc'd: the
  * pending calls, no effects). NX_RC_NOTFOUND when no sandbox is idle (then
- * queue the import with nx_runtime_import); NX_RC_INVALID / NX_RC_NOMEM
- * with `why` set when the bytes are refused; NX_RC_STOPPING. */
+ * queue the import with nx_runtime_import); NX_RC_STOPPING; any other
+ * failure sets *reject, the code to reject with (INVALID_SUSPENSION: the
+ * bytes, or ids parked here already; RESOURCE_LIMIT: maxSuspended;
+ * SHUT_DOWN; INTERNAL_ERROR: out of memory), and `why`. */
 int nx_runtime_import_now(nx_runtime_t *rt, const uint8_t *bytes, size_t len, char **result,
-                          size_t *result_len, char *why, size_t whylen);
+                          size_t *result_len, const char **reject, char *why, size_t whylen);
 /* The same as a job a worker runs once a sandbox is free: job->context
  * holds the bytes (owned by the job from here). A refusal rejects the job
- * with INVALID_SUSPENSION. NX_RC_STOPPING. */
+ * with the code above. NX_RC_STOPPING. */
 int nx_runtime_import(nx_runtime_t *rt, nx_job_t *job);
 /* One suspension id of each parked execution (malloc'd, *n of them; NULL
  * with *n = 0 when none or out of memory). */

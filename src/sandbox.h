@@ -57,8 +57,9 @@ struct nx_sandbox_s {
   uint8_t preloaded_key[32];
   uint8_t next_key[32];
   int has_next_key;
-  /* Added to the host's monotonic clock for the guest's (imports.c): 0,
-   * but for an execution imported from another process (portable.h). */
+  /* Added to the host's monotonic clock for the guest's (imports.c): minus
+   * the time the snapshot was made, or what an execution imported from
+   * another process needs to go on from its own clock (portable.h). */
   int64_t clock_offset_ns;
   /* While the snapshot's instance initialises: the clocks read 0 and
    * random bytes are zeros, so every process builds the same image. */

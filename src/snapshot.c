@@ -20,6 +20,7 @@
 
 #define WASM_PAGE 65536u
 #define PM_PRESENT (1ull << 63)
+#define PM_SWAP (1ull << 62)
 #define PM_FILE_OR_SHARED (1ull << 61)
 
 struct nx_snapshot_s {
@@ -34,6 +35,7 @@ struct nx_snapshot_s {
   const void *tmpl_inst; /* the template's instance, as its table names it */
   char qjs_version[48];
   uint32_t heap_used_offset;
+  uint64_t mono0; /* when the image was made: the guests' monotonic clocks start there */
   /* The image's SHA-256, taken the first time an export or import needs
    * it (hashing 1.4 MB at every start would cost more than the start). */
   pthread_mutex_t sha_lock;
@@ -97,23 +99,32 @@ const uint8_t *nx_snap_sha256(nx_snapshot_t *snap) {
   return snap->sha;
 }
 
-/* Pages present and not backed by the memfd are the sandbox's own copies;
- * any other page reads as the image. */
-int nx_snap_changed_pages(const nx_snapshot_t *snap, const nx_sandbox_t *sb, uint8_t *changed) {
+/* A page the sandbox has its own copy of: present and not backed by the
+ * memfd, or swapped out (only private pages go to swap; a page being
+ * migrated shows as swapped too). Any other page reads as the image. */
+static int private_page(uint64_t entry) {
+  return (entry & (PM_PRESENT | PM_FILE_OR_SHARED)) == PM_PRESENT ||
+         (entry & (PM_SWAP | PM_FILE_OR_SHARED)) == PM_SWAP;
+}
+
+/* changed[i] for each page of the image range at `data`, from pagemap;
+ * the count of private pages, or -1 when pagemap cannot be read. */
+static int64_t private_pages(const nx_snapshot_t *snap, const uint8_t *data, uint8_t *changed) {
   size_t npages = snap->size / snap->os_page, i;
-  const uint8_t *data = sb->inst.w2c_memory.data;
   off_t base = (off_t)((uintptr_t)data / snap->os_page) * (off_t)sizeof(uint64_t);
   uint64_t *entries;
-  int rc = -1;
+  int64_t n = -1;
   if (snap->pagemap < 0 || (entries = malloc(npages * sizeof *entries)) == NULL) return -1;
   if (pread(snap->pagemap, entries, npages * sizeof *entries, base) ==
       (ssize_t)(npages * sizeof *entries)) {
-    for (i = 0; i < npages; i++)
-      changed[i] = (entries[i] & (PM_PRESENT | PM_FILE_OR_SHARED)) == PM_PRESENT;
-    rc = 0;
+    for (n = 0, i = 0; i < npages; i++) n += changed[i] = (uint8_t)private_page(entries[i]);
   }
   free(entries);
-  return rc;
+  return n;
+}
+
+int nx_snap_changed_pages(const nx_snapshot_t *snap, const nx_sandbox_t *sb, uint8_t *changed) {
+  return private_pages(snap, sb->inst.w2c_memory.data, changed) < 0 ? -1 : 0;
 }
 
 void nx_snap_free(nx_snapshot_t *snap) {
@@ -146,6 +157,7 @@ nx_snapshot_t *nx_snap_create(const nx_config_t *cfg, const char *const *host_na
   }
   /* Sealed: nothing can change the image under the instances mapping it. */
   fcntl(snap->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  snap->mono0 = nx_util_now_ns();
   snap->bytes = mmap(NULL, snap->size, PROT_READ, MAP_SHARED, snap->fd, 0);
   if (snap->bytes == MAP_FAILED) {
     snap->bytes = NULL;
@@ -198,7 +210,9 @@ static void restore_fields(const nx_snapshot_t *snap, nx_sandbox_t *sb) {
   sb->stop = 0;
   sb->fault = NULL;
   sb->preloaded = NX_UNDEFINED; /* its heap is gone; next_key stays */
-  sb->clock_offset_ns = 0;
+  /* performance.now() counts from the image, as it did when QuickJS took
+   * its time origin while the image was made (it reads 0 now: sandbox.h). */
+  sb->clock_offset_ns = -(int64_t)snap->mono0;
 }
 
 nx_sandbox_t *nx_snap_instantiate(const nx_snapshot_t *snap, const nx_config_t *cfg, char *err,
@@ -229,28 +243,14 @@ nx_sandbox_t *nx_snap_instantiate(const nx_snapshot_t *snap, const nx_config_t *
 /* Copies the image back into the pages that became private. Returns -1
  * when pagemap cannot be read, 1 when there were too many to keep. */
 static int restore_private_pages(const nx_snapshot_t *snap, uint8_t *data) {
-  size_t npages = snap->size / snap->os_page, i, private = 0;
-  off_t base = (off_t)((uintptr_t)data / snap->os_page) * (off_t)sizeof(uint64_t);
-  uint64_t *entries = malloc(npages * sizeof *entries);
-  int rc = -1;
-
-  if (entries == NULL) return -1;
-  if (pread(snap->pagemap, entries, npages * sizeof *entries, base) !=
-      (ssize_t)(npages * sizeof *entries))
-    goto done;
-  /* Present and not backed by the memfd: a private copy. */
-  for (i = 0; i < npages; i++)
-  private += (entries[i] & (PM_PRESENT | PM_FILE_OR_SHARED)) == PM_PRESENT;
-  if (private * snap->os_page > NX_SNAP_KEEP_BYTES) {
-    rc = 1;
-    goto done;
-  }
-  for (i = 0; i < npages; i++)
-    if ((entries[i] & (PM_PRESENT | PM_FILE_OR_SHARED)) == PM_PRESENT)
+  size_t npages = snap->size / snap->os_page, i;
+  uint8_t *changed = malloc(npages ? npages : 1);
+  int64_t n = changed ? private_pages(snap, data, changed) : -1;
+  int rc = n < 0 ? -1 : (uint64_t)n * snap->os_page > NX_SNAP_KEEP_BYTES ? 1 : 0;
+  for (i = 0; rc == 0 && i < npages; i++)
+    if (changed[i])
       memcpy(data + i * snap->os_page, snap->bytes + i * snap->os_page, snap->os_page);
-  rc = 0;
-done:
-  free(entries);
+  free(changed);
   return rc;
 }
 

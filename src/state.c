@@ -489,9 +489,10 @@ int nx_state_restore(nx_exec_t *ex, nx_wire_rd_t *in) {
       if (nx_state_find(ex, (const char *)name, name_len) != NULL) return NX_RC_INVALID;
       if ((k = nx_state_add(ex, (const char *)name, name_len)) == NULL) return NX_RC_NOMEM;
     }
-    /* Nothing is taken on trust: bytes the exporter had validated are
-     * validated again before anything reads them unchecked. */
-    if ((flags & KEY_CHECKED) && !k->checked) {
+    /* Nothing is taken on trust: the value of a key marked validated,
+     * loaded or read is validated again, since the end of a segment
+     * compares with it unchecked (same_as_base) and lazy nodes index it. */
+    if ((flags & (KEY_CHECKED | KEY_LOADED | KEY_READ)) && !k->checked) {
       if (k->orig && nx_mp_validate(k->orig, k->orig_len, NX_LIMIT_HOST_DEPTH - 2) != 0)
         return NX_RC_INVALID;
       k->checked = 1;

@@ -51,7 +51,7 @@ typedef struct {
   size_t items_len;
   nx_state_key_t *keys;
   uint32_t nkeys, cap;
-  uint32_t nsnap; /* keys [0, nsnap) are the snapshot's, in its order */
+  uint32_t nsnap;  /* keys [0, nsnap) are the snapshot's, in its order */
   uint32_t *index; /* open addressing over keys, position + 1 */
   uint32_t index_cap;
   uint32_t nchanges;

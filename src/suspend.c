@@ -84,12 +84,15 @@ void nx_susp_remove(nx_susp_t *s, nx_susp_entry_t *entry) {
 }
 
 /* Calls are only ever appended, so `published` is a watermark: a call
- * answered before it was published never needs to be. */
+ * answered before it was published never needs to be. An id already in the
+ * table is refused: random 128-bit ids do not collide, so it can only be an
+ * imported execution parked here already (or bytes that repeat an id). */
 int nx_susp_publish(nx_susp_t *s, nx_task_t *task) {
   uint32_t n = nx_engine_calls(task->exec);
   for (; task->published < n; task->published++) {
     uint32_t i = task->published;
     if (!nx_engine_call_pending(task->exec, i)) continue;
+    if (nx_susp_find(s, nx_engine_call_id(task->exec, i))) return NX_RC_INVALID;
     if (add(s, nx_engine_call_id(task->exec, i), task, i) != 0) return NX_RC_NOMEM;
   }
   return NX_RC_OK;

@@ -42,7 +42,9 @@ typedef struct {
 int nx_susp_init(nx_susp_t *s);
 void nx_susp_destroy(nx_susp_t *s);
 
-/* Makes the task's unanswered calls findable by id; NX_RC_NOMEM. */
+/* Makes the task's unanswered calls findable by id; NX_RC_NOMEM, or
+ * NX_RC_INVALID when an id is in the table already. On failure the ids
+ * published so far stay: unpublish them. */
 int nx_susp_publish(nx_susp_t *s, nx_task_t *task);
 /* Removes every id of the task still in the table. */
 void nx_susp_unpublish(nx_susp_t *s, nx_task_t *task);

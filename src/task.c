@@ -71,8 +71,11 @@ const char *nx_task_cannot_park(nx_runtime_t *rt, nx_task_t *task, nx_error_code
              (unsigned long long)rt->cfg.max_suspended);
     return msg;
   }
-  if (nx_susp_publish(&rt->susp, task) != 0) return "host out of memory while suspending";
-  return NULL;
+  switch (nx_susp_publish(&rt->susp, task)) {
+    case NX_RC_OK: return NULL;
+    case NX_RC_INVALID: return "its suspension ids are parked here already";
+    default: return "host out of memory while suspending";
+  }
 }
 
 /* Parks a suspended task with its sandbox, out of the pool's live count,

@@ -44,12 +44,11 @@ int nx_runtime_export(nx_runtime_t *rt, const uint8_t *id, char **out, size_t *o
     return NX_RC_NOTFOUND;
   }
   /* Claimed: from here no resume, cancel or expiry can reach it, so its
-   * sandbox, idle while parked, is read without the lock. */
+   * sandbox, idle while parked, is read without the lock. It still counts
+   * against maxSuspended until it is written out. */
   task = e->task;
   nx_susp_unpublish(&rt->susp, task);
   nx_runtime_unpark(rt, task);
-  rt->nsuspended--;
-  task->counted = 0;
   remaining = task->deadline_ns > now ? task->deadline_ns - now : 1;
   pthread_mutex_unlock(&rt->lock);
 
@@ -60,48 +59,45 @@ int nx_runtime_export(nx_runtime_t *rt, const uint8_t *id, char **out, size_t *o
   free(changed);
 
   pthread_mutex_lock(&rt->lock);
-  if (rc != NX_RC_OK && nx_task_cannot_park(rt, task, &code, msg, sizeof msg) == NULL) {
-    /* not written out: it stays here, as it was */
-    nx_task_park(rt, task, nx_sandbox_memory_bytes(sb), nx_util_now_ns() + remaining);
-  } else {
-    /* A worker resets its sandbox (retire), off the caller's thread. */
-    nx_susp_unpublish(&rt->susp, task);
-    nx_list_push_back(&rt->cancelled, &task->link);
-    nx_runtime_signal_work(rt);
+  if (rc != NX_RC_OK) {
+    /* Not written out: it parks again as it was, every id published anew
+     * (the watermark restarts), and a waiting worker sees its deadline. */
+    task->published = 0;
+    if (nx_task_cannot_park(rt, task, &code, msg, sizeof msg) == NULL) {
+      nx_task_park(rt, task, nx_sandbox_memory_bytes(sb), task->deadline_ns);
+      pthread_cond_broadcast(&rt->cond);
+      pthread_mutex_unlock(&rt->lock);
+      return rc;
+    }
   }
+  /* Written out (or past keeping): a worker resets its sandbox (retire),
+   * off the caller's thread. */
+  nx_susp_unpublish(&rt->susp, task);
+  rt->nsuspended--;
+  task->counted = 0;
+  nx_list_push_back(&rt->cancelled, &task->link);
+  nx_runtime_signal_work(rt);
   pthread_mutex_unlock(&rt->lock);
   return rc;
 }
 
-/* 0 when none of the execution's pending call ids is known here already
- * (under the lock). */
-static int ids_are_new(nx_runtime_t *rt, const nx_exec_t *ex) {
-  uint32_t i, j;
-  for (i = 0; i < nx_engine_calls(ex); i++) {
-    if (!nx_engine_call_pending(ex, i)) continue;
-    if (nx_susp_find(&rt->susp, nx_engine_call_id(ex, i))) return -1;
-    for (j = 0; j < i; j++)
-      if (memcmp(nx_engine_call_id(ex, i), nx_engine_call_id(ex, j), NX_SUSPENSION_ID_BYTES) == 0)
-        return -1;
-  }
-  return 0;
-}
-
 /* Loads bytes into `sb` (taken from the pool; `before`: the memory the pool
- * counts for it) and parks the execution for what was left of its time.
- * The sandbox is reset first: a preload may have run in it. 0 with the
- * suspended result in *result; else NX_RC_INVALID / NX_RC_NOMEM with `why`
- * set, and the sandbox back in the pool (or dropped). */
+ * counts for it) and parks the execution for what was left of its time,
+ * at most this runtime's suspensionTimeoutMs. The sandbox is reset first
+ * (a preload may have run in it), and again after a refusal. 0 with the
+ * suspended result in *result; else a negative nx_rc_t, the rejection code
+ * in *reject and `why` set, the sandbox back in the pool. */
 static int import_into(nx_runtime_t *rt, nx_sandbox_t *sb, uint64_t before, const uint8_t *bytes,
-                       size_t len, char **result, size_t *result_len, char *why, size_t whylen) {
+                       size_t len, char **result, size_t *result_len, const char **reject,
+                       char *why, size_t whylen) {
   nx_task_t *task = calloc(1, sizeof *task);
   nx_sandbox_t *discard = NULL;
   nx_portable_image_t img;
   nx_exec_t *ex = NULL;
   nx_error_code_t code;
-  uint64_t remaining = 0, now;
-  const char *refusal = NULL;
-  char err[100], msg[160];
+  uint64_t remaining = 0, now, most = rt->cfg.suspension_timeout_ms * UINT64_C(1000000);
+  const char *refusal;
+  char err[100];
   int rc = NX_RC_NOMEM;
 
   image_of(rt, NULL, NULL, &img);
@@ -111,12 +107,14 @@ static int import_into(nx_runtime_t *rt, nx_sandbox_t *sb, uint64_t before, cons
                             err, sizeof err);
   if (rc != NX_RC_OK) {
     free(task);
-    sb->broken = 1; /* part of the memory is in: never reuse it */
+    /* Part of the memory may be in: the image again, or the sandbox goes. */
+    if (nx_snap_reset(rt->snap, sb) != 0) sb->broken = 1;
     pthread_mutex_lock(&rt->lock);
     nx_pool_put(&rt->pool, sb, before, &discard);
     pthread_cond_broadcast(&rt->cond);
     pthread_mutex_unlock(&rt->lock);
     nx_sandbox_free(discard);
+    *reject = rc == NX_RC_NOMEM ? "INTERNAL_ERROR" : "INVALID_SUSPENSION";
     snprintf(why, whylen, "the engine refused the bytes (%s)", err);
     return rc;
   }
@@ -125,26 +123,38 @@ static int import_into(nx_runtime_t *rt, nx_sandbox_t *sb, uint64_t before, cons
   now = nx_sandbox_memory_bytes(sb);
   pthread_mutex_lock(&rt->lock);
   rt->pool.memory += now - before;
-  if (ids_are_new(rt, ex) != 0)
-    refusal = "already imported (its suspension ids are parked here)";
-  else
-    refusal = nx_task_cannot_park(rt, task, &code, msg, sizeof msg);
+  refusal = nx_task_cannot_park(rt, task, &code, why, whylen);
   if (refusal == NULL) {
-    nx_task_park(rt, task, now, nx_util_now_ns() + remaining);
+    nx_task_park(rt, task, now, nx_util_now_ns() + (remaining < most ? remaining : most));
     pthread_cond_broadcast(&rt->cond);
     pthread_mutex_unlock(&rt->lock);
     return NX_RC_OK;
   }
+  /* Some of its ids may be published: none may outlive the task. */
+  nx_susp_unpublish(&rt->susp, task);
+  if (atomic_load(&rt->stopping) || rt->closing) {
+    *reject = "SHUT_DOWN";
+    rc = NX_RC_STOPPING;
+  } else if (code == NX_E_RESOURCE_LIMIT) {
+    *reject = "RESOURCE_LIMIT";
+    rc = NX_RC_INVALID;
+  } else if (strstr(refusal, "out of memory")) {
+    *reject = "INTERNAL_ERROR";
+    rc = NX_RC_NOMEM;
+  } else {
+    *reject = "INVALID_SUSPENSION";
+    rc = NX_RC_INVALID;
+  }
+  if (refusal != why) snprintf(why, whylen, "%s", refusal);
   pthread_mutex_unlock(&rt->lock);
-  snprintf(why, whylen, "%s", refusal);
   free(*result);
   *result = NULL;
   nx_task_retire(rt, task, NULL, NULL);
-  return NX_RC_INVALID;
+  return rc;
 }
 
 int nx_runtime_import_now(nx_runtime_t *rt, const uint8_t *bytes, size_t len, char **result,
-                          size_t *result_len, char *why, size_t whylen) {
+                          size_t *result_len, const char **reject, char *why, size_t whylen) {
   nx_sandbox_t *sb;
   pthread_mutex_lock(&rt->lock);
   if (atomic_load(&rt->stopping) || rt->closing) {
@@ -154,8 +164,8 @@ int nx_runtime_import_now(nx_runtime_t *rt, const uint8_t *bytes, size_t len, ch
   sb = nx_pool_take(&rt->pool);
   pthread_mutex_unlock(&rt->lock);
   if (sb == NULL) return NX_RC_NOTFOUND; /* none idle: the caller queues a job */
-  return import_into(rt, sb, nx_sandbox_memory_bytes(sb), bytes, len, result, result_len, why,
-                     whylen);
+  return import_into(rt, sb, nx_sandbox_memory_bytes(sb), bytes, len, result, result_len, reject,
+                     why, whylen);
 }
 
 int nx_runtime_import(nx_runtime_t *rt, nx_job_t *job) {
@@ -164,12 +174,13 @@ int nx_runtime_import(nx_runtime_t *rt, nx_job_t *job) {
 }
 
 void nx_transfer_run_import(nx_runtime_t *rt, nx_job_t *job, nx_sandbox_t *sb, uint64_t before) {
+  const char *reject = NULL;
   char why[160];
   int rc = import_into(rt, sb, before, job->context, job->context_len, &job->result,
-                       &job->result_len, why, sizeof why);
+                       &job->result_len, &reject, why, sizeof why);
   free(job->context);
   job->context = NULL;
-  if (rc != NX_RC_OK) nx_runtime_reject_job(job, "INVALID_SUSPENSION", why);
+  if (rc != NX_RC_OK) nx_runtime_reject_job(job, reject, why);
   job->outcome.status = NX_STATUS_SUSPENDED;
   pthread_mutex_lock(&rt->lock);
   rt->stats.active--;

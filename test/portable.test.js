@@ -316,10 +316,12 @@ test('getStats counts an imported execution; maxSuspended is honoured on import'
   assert.equal(await one.importSuspension(first.blob), first.id);
   assert.equal(one.getStats().suspendedExecutions, 1);
   const second = await exported();
-  await assert.rejects(one.importSuspension(second.blob), invalid('engine'));
+  // Not the blob's fault: RESOURCE_LIMIT, as for a handler that suspends
+  // one past maxSuspended.
+  await assert.rejects(one.importSuspension(second.blob), { code: 'RESOURCE_LIMIT', message: /maxSuspended is 1/ });
   assert.equal(one.getStats().suspendedExecutions, 1);
-  // A refusal by the engine is no use of the blob: once there is room, the
-  // same blob imports.
+  // A refusal is no use of the blob: once there is room, the same blob
+  // imports.
   assert.equal((await one.resumeAll([answer40(first.id)])).returnValue, 42);
   assert.equal(one.getStats().suspendedExecutions, 0);
   assert.equal(await one.importSuspension(second.blob), second.id);
@@ -520,4 +522,22 @@ test('shutdown({ drainTo }) exports every parked execution; a new process resume
   assert.equal(stats, 0);
   assert.deepEqual(results.map((r) => [r.status, r.returnValue]), [0, 1, 2, 3, 4].map((i) => ['success', 100 + i * 10 + 1]));
   assert.deepEqual(results.map((r) => r.events), [0, 1, 2, 3, 4].map(() => []));
+});
+
+test('executor.resume: a claimed blob this runtime cannot take now (maxSuspended) goes back into the store, and resumes later', async () => {
+  const { WasmSandboxExecutor, MemorySuspensionStore } = require('..');
+  const store = new MemorySuspensionStore();
+  const full = rt({ maxSuspended: 1 });
+  const holder = await exported();
+  await full.importSuspension(holder.blob); // the one slot is taken
+  const waiting = await exported();
+  await store.put(waiting.id, waiting.blob, 60_000);
+  const executor = new WasmSandboxExecutor(full, { store });
+  await assert.rejects(executor.resume(waiting.id, { success: true, value: 40 }, { state: {} }), { code: 'RESOURCE_LIMIT' });
+  await full.resumeAll([answer40(holder.id)]); // the slot is free again
+  // Claimable again: the store took it back (under a new nonce: the old
+  // one is spent in this store).
+  const state = { count: 2 };
+  assert.equal(await executor.resume(waiting.id, { success: true, value: 40 }, { state }), 42);
+  assert.deepEqual(state, { count: 2 }, 'nothing after the await changes the state');
 });

@@ -539,14 +539,16 @@ nx_job_t *fz_execute(nx_exec_mode_t mode, const void *code, size_t code_len, con
 nx_job_t *fz_import(const uint8_t *bytes, size_t len) {
   nx_job_t *job = calloc(1, sizeof *job);
   waiter_t w = {0};
+  const char *reject = NULL;
   char why[160];
   int rc;
   if (job == NULL) fz_fail("out of memory");
   job->outcome.status = NX_STATUS_SUSPENDED;
-  rc = nx_runtime_import_now(runtime, bytes, len, &job->result, &job->result_len, why, sizeof why);
+  rc = nx_runtime_import_now(runtime, bytes, len, &job->result, &job->result_len, &reject, why,
+                             sizeof why);
   if (rc == NX_RC_OK) return job;
-  if (rc == NX_RC_INVALID || rc == NX_RC_NOMEM) {
-    job->reject_code = "INVALID_SUSPENSION";
+  if (rc != NX_RC_NOTFOUND && rc != NX_RC_STOPPING) {
+    job->reject_code = reject;
     snprintf(job->reject_message, sizeof job->reject_message, "%s", why);
     return job;
   }
