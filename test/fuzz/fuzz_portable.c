@@ -20,14 +20,16 @@ static size_t seed_len[NSEEDS];
 
 /* Handlers that park in different shapes: one call; three calls at once
  * with values kept across the await; state written and deleted, a key
- * added; an answered call followed by a second suspension. */
+ * added, a large (lazy) array read and changed in place; an answered call
+ * followed by a second suspension. */
 static const char *const handlers[NSEEDS] = {
     "$state.count++; $emit('e', { a: 1 }); const v = await $ext.svc.get('x'); return v",
     "const m = new Map([[1, 'a']]); class K { constructor() { this.k = 2 } }; const k = new K();"
     " const r = await Promise.all([$ext.svc.get(1), $ext.svc.put(2), $ext.other.call(3)]);"
     " return [m.get(1), k.k, r]",
     "$state.added = { deep: [1, 2, 3] }; delete $state.s; $state.obj.a.push(3); $log.info('x');"
-    " const v = await $ext.svc.get($state.list); return [v, $state.added]",
+    " const m = $state.many; m[3].i++; const v = await $ext.svc.get($state.list);"
+    " return [v, $state.added, m[50].i, m.length]",
     "let n = 0; try { n = await $ext.svc.get(1) } catch (e) { n = -1 }; $view.update('c', {n});"
     " const w = await $ext.other.call(n); return [n, w, performance.now() >= 0]",
 };

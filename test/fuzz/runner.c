@@ -668,7 +668,8 @@ void fz_engine_tag(char *out, size_t outlen) {
 static void pack_str(nx_buf_t *b, const char *s) { nx_mp_pack_str(b, s, strlen(s)); }
 
 static void pack_state(nx_buf_t *b) {
-  nx_mp_pack_map(b, 5);
+  uint32_t i;
+  nx_mp_pack_map(b, 6);
   pack_str(b, "count");
   nx_mp_pack_int(b, 41);
   pack_str(b, "obj");
@@ -690,6 +691,14 @@ static void pack_state(nx_buf_t *b) {
   nx_mp_pack_int(b, 3);
   pack_str(b, "big");
   nx_mp_pack_double(b, 1099511627776.0); /* msgpackr's 2^40 */
+  /* Large enough to reach the guest as a lazy container (lazy.h). */
+  pack_str(b, "many");
+  nx_mp_pack_array(b, 100);
+  for (i = 0; i < 100; i++) {
+    nx_mp_pack_map(b, 1);
+    pack_str(b, "i");
+    nx_mp_pack_int(b, i);
+  }
 }
 
 void fz_context(const char *const *caps, size_t ncaps, uint8_t **out, size_t *out_len) {
