@@ -363,10 +363,14 @@ export class NexusRuntime {
    * suspended result: `suspension` and `pendingCalls`, no effects). resumeHandler(), resumeAll() and
    * cancelSuspended() then work as for a local suspension. The signature, expiry and engine build are
    * checked before the native layer sees a byte, which checks every size and offset again. Refusals
-   * reject with an InvalidSuspensionError (`code: 'INVALID_SUSPENSION'`, `check` naming the check).
+   * reject with an InvalidSuspensionError (`code: 'INVALID_SUSPENSION'`, `check` naming the check);
+   * refusals that are not the blob's fault with `code` SHUT_DOWN, RESOURCE_LIMIT (maxSuspended) or
+   * INTERNAL_ERROR. `returnTo`: after such a refusal the blob is put back into that store under `id`,
+   * signed again with a new nonce (for a blob just claimed from it). It parks until the blob expires,
+   * at most `suspensionTimeoutMs`.
    */
-  importSuspension(blob: Uint8Array): Promise<string>;
-  importSuspension(blob: Uint8Array, options: { result: true }): Promise<WasmResult>;
+  importSuspension(blob: Uint8Array, options?: { result?: false; returnTo?: { store: SuspensionStore; id: string } }): Promise<string>;
+  importSuspension(blob: Uint8Array, options: { result: true; returnTo?: { store: SuspensionStore; id: string } }): Promise<WasmResult>;
   getStats(): RuntimeStats;
   /** The runtime's metrics in the Prometheus text exposition format. Throws `code: 'SHUT_DOWN'` after shutdown(). */
   getPrometheusMetrics(): string;
