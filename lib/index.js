@@ -259,6 +259,7 @@ class NexusRuntime {
   #keys;
   #build = null;
   #imported = new Map(); // nonce -> expiresAt: blobs imported here
+  #importedKept = 0; // its size after the last sweep
 
   constructor(config) {
     const { suspensionKeys, ...rest } = config ?? {};
@@ -457,7 +458,12 @@ class NexusRuntime {
     this.#requireKeys('importSuspension');
     const now = Date.now();
     const opened = openSuspension(this.#keys, blob, this.engineBuild, now);
-    for (const [nonce, expiresAt] of this.#imported) if (expiresAt <= now) this.#imported.delete(nonce);
+    // Expired nonces go in sweeps, each when the map has doubled: amortised
+    // O(1) per import.
+    if (this.#imported.size > 2 * this.#importedKept + 64) {
+      for (const [nonce, expiresAt] of this.#imported) if (expiresAt <= now) this.#imported.delete(nonce);
+      this.#importedKept = this.#imported.size;
+    }
     if (this.#imported.has(opened.nonce)) throw new InvalidSuspensionError('replay', 'this blob was imported here already');
     this.#imported.set(opened.nonce, opened.expiresAt);
     // It parks here until the blob expires (time spent in a store counts),
@@ -475,7 +481,7 @@ class NexusRuntime {
       if (err.code === 'INVALID_SUSPENSION') throw new InvalidSuspensionError('engine', err.message);
       const back = options?.returnTo;
       if (back && opened.expiresAt > Date.now()) {
-        const again = sealSuspension(this.#keys, { ...opened, payload: opened.payload });
+        const again = sealSuspension(this.#keys, opened);
         await back.store.put(back.id, again, Math.max(1, opened.expiresAt - Date.now())).catch(() => {});
       }
       throw err;
