@@ -21,8 +21,6 @@
 //   2. Blob sizes (bytes, and the native payload before deflate): the
 //      trivial handler's suspension, and the weather demo's
 //      (examples/weather.js with the context `npm run demo` gives it).
-const fs = require('fs');
-const path = require('path');
 const zlib = require('zlib');
 const { NexusRuntime } = require('..');
 const { peekSuspension } = require('../lib/suspension');
@@ -43,16 +41,8 @@ const context = (count) => ({
   extensionRegistry: { http: ['get'] },
 });
 
-const WEATHER = fs.readFileSync(path.join(__dirname, '..', 'examples', 'weather.js'), 'utf8');
-const WEATHER_CONTEXT = {
-  panelId: 'weather',
-  handlerName: 'refresh',
-  stateSnapshot: { city: 'Oslo', loading: false, forecast: null },
-  args: { city: 'Oslo' },
-  scope: {},
-  capabilities: ['state:read:*', 'state:write:*', 'events:emit:*', 'view:update:*', 'ext:weather'],
-  extensionRegistry: { weather: Object.keys(require('../examples/weather-extensions').weather) },
-};
+// The weather demo's handler and context, as the tests carry it.
+const { WEATHER, WEATHER_CONTEXT } = require('../test/fixtures/portable-child');
 
 const us = (t0) => Number(process.hrtime.bigint() - t0) / 1000;
 
