@@ -10,7 +10,7 @@ const { NexusState } = require('./state');
 const { inferCapabilities } = require('./infer');
 const { languageOf, strip, engineLocation } = require('./typescript');
 const { WasmSandboxExecutor } = require('./executor');
-const { sealSuspension, openSuspension, peekSuspension, InvalidSuspensionError } = require('./suspension');
+const { sealSuspension, openSuspension, peekSuspension, InvalidSuspensionError, NATIVE_REMAINING_AT } = require('./suspension');
 const errors = require('./errors');
 const { MemorySuspensionStore, RedisSuspensionStore } = require('./stores');
 
@@ -438,9 +438,7 @@ class NexusRuntime {
     if (typeof suspensionId !== 'string') throw new TypeError('suspensionId must be a string');
     const build = this.engineBuild;
     const payload = this.#native.exportSuspension(suspensionId);
-    // The native header: magic, version, image digest, then the time it had
-    // left to stay parked (ns).
-    const remainingMs = Number(payload.readBigUInt64LE(40) / 1000000n);
+    const remainingMs = Number(payload.readBigUInt64LE(NATIVE_REMAINING_AT) / 1000000n);
     return sealSuspension(this.#keys, { build, suspensionId, expiresAt: Date.now() + Math.max(1, remainingMs), payload });
   }
 
@@ -468,9 +466,11 @@ class NexusRuntime {
     this.#imported.set(opened.nonce, opened.expiresAt);
     // It parks here until the blob expires (time spent in a store counts),
     // and no longer than this runtime's own suspensionTimeoutMs: the native
-    // header's remaining time (ns, at offset 40) is rewritten to say so.
+    // header's remaining time is rewritten to say so.
     const remainingMs = Math.max(1, Math.min(opened.expiresAt - now, this.#config.suspensionTimeoutMs));
-    if (opened.payload.length >= 48) opened.payload.writeBigUInt64LE(BigInt(remainingMs) * 1000000n, 40);
+    if (opened.payload.length >= NATIVE_REMAINING_AT + 8) {
+      opened.payload.writeBigUInt64LE(BigInt(remainingMs) * 1000000n, NATIVE_REMAINING_AT);
+    }
     let result;
     try {
       result = await this.#native.importSuspension(opened.payload);

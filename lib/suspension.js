@@ -26,6 +26,9 @@ const MAGIC = Buffer.from('NXSB', 'latin1');
 const VERSION = 1;
 const MAC_BYTES = 32;
 const FIXED = 47; // up to the build id
+// In the native payload (src/portable.c): magic, version, image digest,
+// then the time left to stay parked, ns, u64 LE at this offset.
+const NATIVE_REMAINING_AT = 40;
 const MIN_BYTES = FIXED + 4 + MAC_BYTES;
 
 class InvalidSuspensionError extends Error {
@@ -132,4 +135,4 @@ function openSuspension(keys, blob, build, now = Date.now()) {
   return { ...fields, payload };
 }
 
-module.exports = { peekSuspension, sealSuspension, openSuspension, InvalidSuspensionError };
+module.exports = { peekSuspension, sealSuspension, openSuspension, InvalidSuspensionError, NATIVE_REMAINING_AT };

@@ -155,7 +155,7 @@ static int index_items(nx_exec_t *ex, nx_lazy_t *node) {
     if (node->valid == NULL) return NX_RC_NOMEM;
     for (i = 0; i < node->n; i++) {
       const uint8_t *o = node->offsets + 4 * (size_t)i;
-      size_t off = (size_t)o[0] | (size_t)o[1] << 8 | (size_t)o[2] << 16 | (size_t)o[3] << 24;
+      size_t off = nx_util_le32_get(o);
       if ((i == 0 ? off != prev : off <= prev) || off >= span) goto invalid;
       node->items[i] = node->at + off;
       prev = off;
@@ -600,27 +600,14 @@ int nx_lazy_save(const nx_exec_t *ex, nx_buf_t *out) {
   return NX_RC_OK;
 }
 
-/* The header of a lazy container at p (more than NX_MP_LAZY_MIN items:
- * a 16- or 32-bit count): its item count and kind. */
-static int header_of(const uint8_t *p, size_t len, uint32_t *n, uint8_t *is_map) {
-  if (len >= 3 && (p[0] == 0xdc || p[0] == 0xde)) {
-    *n = (uint32_t)p[1] << 8 | p[2];
-  } else if (len >= 5 && (p[0] == 0xdd || p[0] == 0xdf)) {
-    *n = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
-  } else {
-    return -1;
-  }
-  *is_map = p[0] == 0xde || p[0] == 0xdf;
-  return 0;
-}
-
 /* `budget`: bytes the nodes may still have validated. Each node validates
  * its container again, and crafted nodes could all name one big container:
  * the budget keeps an import linear in the context (nested containers
  * count once per level, and values nest 32 levels at most). */
 static int restore_node(nx_exec_t *ex, nx_wire_rd_t *in, nx_lazy_t *node, uint64_t *budget) {
   const nx_state_t *st = &ex->state;
-  uint8_t root = nx_wire_get_bool(in), flags, is_map = 0;
+  uint8_t root = nx_wire_get_bool(in), flags;
+  int is_map = 0;
   uint32_t ref = nx_wire_get_u32(in), n = nx_wire_get_u32(in), hn = 0, i;
   size_t path_len, span;
   const uint8_t *path, *fetched = NULL;
@@ -649,7 +636,7 @@ static int restore_node(nx_exec_t *ex, nx_wire_rd_t *in, nx_lazy_t *node, uint64
   }
   node->checked = 1;
   *budget -= span;
-  if (header_of(node->at, span, &hn, &is_map) != 0 || hn != n || n > span ||
+  if (nx_mp_container_head(node->at, span, &hn, &is_map) == 0 || hn != n || n > span ||
       is_map != !!(flags & NODE_MAP))
     return NX_RC_INVALID;
   node->n = n;

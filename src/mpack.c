@@ -129,6 +129,22 @@ static uint64_t be(const uint8_t *p, int n) {
   return v;
 }
 
+size_t nx_mp_container_head(const uint8_t *p, size_t len, uint32_t *n, int *is_map) {
+  size_t width;
+  if (len == 0) return 0;
+  if (p[0] >= 0x80 && p[0] <= 0x9f) {
+    *n = p[0] & 0x0f;
+    *is_map = p[0] <= 0x8f;
+    return 1;
+  }
+  if (p[0] < 0xdc || p[0] > 0xdf) return 0;
+  width = p[0] == 0xdc || p[0] == 0xde ? 2 : 4;
+  if (len < 1 + width) return 0;
+  *n = (uint32_t)be(p + 1, (int)width);
+  *is_map = p[0] >= 0xde;
+  return 1 + width;
+}
+
 static const uint8_t *payload(const uint8_t *p, nx_mp_item_t *it, nx_mp_type_t type, int width) {
   it->type = type;
   it->size = (uint32_t)be(p, width);

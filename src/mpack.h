@@ -111,6 +111,10 @@ typedef struct {
 const uint8_t *nx_mp_read(const uint8_t *p, nx_mp_item_t *it);
 /* Steps over one whole value. */
 const uint8_t *nx_mp_skip(const uint8_t *p);
+/* The header of an array or map at p, read within len bytes and nothing
+ * after it: its item count, whether it is a map, and the header's size in
+ * bytes; 0 when p does not start one. */
+size_t nx_mp_container_head(const uint8_t *p, size_t len, uint32_t *n, int *is_map);
 
 /* Validated MessagePack into new guest values. With `lazy` set, a
  * container of more than NX_MP_LAZY_MIN items is handed to it instead

@@ -155,7 +155,9 @@ int nx_task_preload(nx_runtime_t *rt, nx_sandbox_t *sb);
  * `waiters`, and gives its sandbox back to the pool once reset. */
 void nx_task_retire(nx_runtime_t *rt, nx_task_t *task, nx_job_t *job, nx_job_t *waiters);
 /* Under the lock: why the task cannot park (and its error code), or NULL
- * when it can: then its ids are published. */
+ * when it can: then its ids are published. Two of the reasons, by name: */
+#define NX_TASK_IDS_PARKED "its suspension ids are parked here already"
+#define NX_TASK_NOMEM "host out of memory while suspending"
 const char *nx_task_cannot_park(nx_runtime_t *rt, nx_task_t *task, nx_error_code_t *code, char *msg,
                                 size_t len);
 /* Under the lock: parks it until deadline_ns, its sandbox (`bytes` of

@@ -51,16 +51,11 @@ static nx_state_key_t *key_push(nx_exec_t *ex, const uint8_t *key, size_t key_le
   return k;
 }
 
-static uint32_t le32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Header of the snapshot map: its size in bytes, or 0. */
 static size_t map_header(const uint8_t *p, size_t len, uint32_t *count) {
-  if (len >= 1 && (p[0] & 0xf0) == 0x80) return *count = p[0] & 0x0f, 1;
-  if (len >= 3 && p[0] == 0xde) return *count = (uint32_t)p[1] << 8 | p[2], 3;
-  if (len >= 5 && p[0] == 0xdf) return *count = le32((const uint8_t[]){p[4], p[3], p[2], p[1]}), 5;
-  return 0;
+  int is_map = 0;
+  size_t n = nx_mp_container_head(p, len, count, &is_map);
+  return is_map ? n : 0;
 }
 
 /* A key: one string, exactly `len` bytes long. */
@@ -81,8 +76,8 @@ static int keys_from_index(nx_exec_t *ex, size_t header, uint32_t count) {
   size_t at_items = 0;
   if (st->offsets_len != (size_t)count * 8) return -1;
   for (i = 0; i < count; i++) {
-    size_t k = le32(x + 8 * i), v = le32(x + 8 * i + 4);
-    size_t end = i + 1 < count ? le32(x + 8 * (i + 1)) : len;
+    size_t k = nx_util_le32_get(x + 8 * i), v = nx_util_le32_get(x + 8 * i + 4);
+    size_t end = i + 1 < count ? nx_util_le32_get(x + 8 * (i + 1)) : len;
     nx_mp_item_t key;
     nx_state_key_t *e;
     if (k != prev_end || v <= k || end <= v || end > len) return -1;
@@ -91,7 +86,7 @@ static int keys_from_index(nx_exec_t *ex, size_t header, uint32_t count) {
     if (st->items) {
       uint32_t c;
       if (st->items_len - at_items < 4) return -1;
-      c = le32(st->items + at_items);
+      c = nx_util_le32_get(st->items + at_items);
       at_items += 4;
       if ((st->items_len - at_items) / 4 < c) return -1;
       e->item_offsets = st->items + at_items;
@@ -189,14 +184,9 @@ nx_state_key_t *nx_state_add(nx_exec_t *ex, const char *name, size_t len) {
 /* An array or map header of more than NX_MP_LAZY_MIN items, within len:
  * only a 16- or 32-bit count can say that. */
 static int big_container(const uint8_t *p, size_t len) {
-  uint64_t n;
-  if (len >= 3 && (p[0] == 0xdc || p[0] == 0xde))
-    n = (uint64_t)p[1] << 8 | p[2];
-  else if (len >= 5 && (p[0] == 0xdd || p[0] == 0xdf))
-    n = (uint64_t)p[1] << 24 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 8 | p[4];
-  else
-    return 0;
-  return n > NX_MP_LAZY_MIN && n <= len;
+  uint32_t n = 0;
+  int is_map;
+  return nx_mp_container_head(p, len, &n, &is_map) && n > NX_MP_LAZY_MIN && n <= len;
 }
 
 int nx_state_exists(const nx_state_key_t *k) { return k && !k->deleted && (k->loaded || k->orig); }

@@ -73,8 +73,8 @@ const char *nx_task_cannot_park(nx_runtime_t *rt, nx_task_t *task, nx_error_code
   }
   switch (nx_susp_publish(&rt->susp, task)) {
     case NX_RC_OK: return NULL;
-    case NX_RC_INVALID: return "its suspension ids are parked here already";
-    default: return "host out of memory while suspending";
+    case NX_RC_INVALID: return NX_TASK_IDS_PARKED;
+    default: return NX_TASK_NOMEM;
   }
 }
 

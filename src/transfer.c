@@ -138,7 +138,7 @@ static int import_into(nx_runtime_t *rt, nx_sandbox_t *sb, uint64_t before, cons
   } else if (code == NX_E_RESOURCE_LIMIT) {
     *reject = "RESOURCE_LIMIT";
     rc = NX_RC_INVALID;
-  } else if (strstr(refusal, "out of memory")) {
+  } else if (strcmp(refusal, NX_TASK_NOMEM) == 0) {
     *reject = "INTERNAL_ERROR";
     rc = NX_RC_NOMEM;
   } else {

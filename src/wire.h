@@ -10,17 +10,20 @@
 #include <string.h>
 
 #include "buf.h"
+#include "util.h"
 
 static inline void nx_wire_u8(nx_buf_t *b, uint8_t v) { nx_buf_write(b, &v, 1); }
 
 static inline void nx_wire_u32(nx_buf_t *b, uint32_t v) {
-  uint8_t p[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+  uint8_t p[4];
+  nx_util_le32_put(p, v);
   nx_buf_write(b, p, 4);
 }
 
 static inline void nx_wire_u64(nx_buf_t *b, uint64_t v) {
-  nx_wire_u32(b, (uint32_t)v);
-  nx_wire_u32(b, (uint32_t)(v >> 32));
+  uint8_t p[8];
+  nx_util_le64_put(p, v);
+  nx_buf_write(b, p, 8);
 }
 
 /* A length (u32) and that many bytes. */
@@ -58,12 +61,12 @@ static inline uint8_t nx_wire_get_u8(nx_wire_rd_t *r) {
 
 static inline uint32_t nx_wire_get_u32(nx_wire_rd_t *r) {
   const uint8_t *p = nx_wire_take(r, 4);
-  return p ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24 : 0;
+  return p ? nx_util_le32_get(p) : 0;
 }
 
 static inline uint64_t nx_wire_get_u64(nx_wire_rd_t *r) {
-  uint64_t lo = nx_wire_get_u32(r);
-  return lo | (uint64_t)nx_wire_get_u32(r) << 32;
+  const uint8_t *p = nx_wire_take(r, 8);
+  return p ? nx_util_le64_get(p) : 0;
 }
 
 /* A flag: 0 or 1, anything else fails the cursor. */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "runner.h"
+#include "util.h"
 
 #define NSEEDS 4
 
@@ -68,10 +69,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
-static uint32_t le32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_bytes_t in;
   uint8_t *bytes;
@@ -95,9 +92,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (bytes == NULL) fz_fail("out of memory");
     memcpy(bytes, seeds[seed], len);
     for (at = 1; at + 5 <= size && at < 1 + 5 * 16; at += 5)
-      bytes[le32(data + at) % len] ^= data[at + 4] ? data[at + 4] : 1;
+      bytes[nx_util_le32_get(data + at) % len] ^= data[at + 4] ? data[at + 4] : 1;
     in.at = at - 1;
-    if ((data[0] & 0x80) && size >= 5) len = le32(data + size - 4) % (len + 1);
+    if ((data[0] & 0x80) && size >= 5) len = nx_util_le32_get(data + size - 4) % (len + 1);
   }
   job = fz_import(bytes, len);
   free(bytes);
